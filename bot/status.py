@@ -1,0 +1,77 @@
+"""What `storybot status` reports: each story, its episodes and the open round."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from story_state.models import Post, Story
+
+
+def story_status(session: Session) -> dict[str, Any]:
+    stories = []
+    for story in session.scalars(select(Story).order_by(Story.id)):
+        episodes = []
+        open_round = None
+        for e in story.episodes:
+            posts = session.scalars(select(Post).where(Post.episode_id == e.id)).all()
+            episodes.append(
+                {
+                    "number": e.number,
+                    "state": str(e.state),
+                    "title": e.title,
+                    "beat": e.beat,
+                    "video": e.video_path,
+                    "duration_s": e.duration_s,
+                    "failure": e.failure_reason,
+                    "failed_from": str(e.failed_from) if e.failed_from else None,
+                    "next_attempt_at": e.next_attempt_at.isoformat() if e.next_attempt_at else None,
+                    "credits": [c.contributor.display_name for c in e.credits],
+                    "posts": [
+                        {"platform": p.platform, "kind": p.kind, "state": str(p.state),
+                         "remote_id": p.remote_id}
+                        for p in posts
+                    ],
+                }
+            )
+            r = e.round
+            if r is not None and r.status == "open":
+                open_round = {
+                    "episode": e.number,
+                    "closes_at": r.closes_at.isoformat(),
+                    "options": [{"position": o.position, "label": o.label} for o in r.options],
+                    "suggestions": len(r.suggestions),
+                }
+        stories.append(
+            {
+                "slug": story.slug,
+                "title": story.title,
+                "status": str(story.status),
+                "episode_cap": story.episode_cap,
+                "episodes": episodes,
+                "open_round": open_round,
+            }
+        )
+    return {"stories": stories}
+
+
+def render_text(doc: dict[str, Any]) -> str:
+    lines = []
+    if not doc["stories"]:
+        return "no stories yet: `storybot tick` or `storybot run` starts the one in config.toml"
+    for s in doc["stories"]:
+        lines.append(f"{s['title']} [{s['slug']}] — {s['status']}, "
+                     f"{len(s['episodes'])}/{s['episode_cap']} episodes")
+        for e in s["episodes"]:
+            line = f"  #{e['number']:>3} {e['state']:<9} {e['title'] or e['beat'][:60]}"
+            if e["failure"]:
+                line += f"  ! {e['failure']}"
+            lines.append(line)
+        r = s["open_round"]
+        if r:
+            lines.append(f"  open round after #{r['episode']}, closes {r['closes_at']}, "
+                         f"{r['suggestions']} suggestion(s):")
+            lines += [f"    {o['position']}. {o['label']}" for o in r["options"]]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The clip port (base.py) and its backends, one a file."""

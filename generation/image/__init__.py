@@ -1,0 +1,1 @@
+"""The image port (base.py) and its backends, one a file."""

@@ -1,0 +1,157 @@
+"""Offline image backend: a seeded retro 1970s sci-fi still drawn with numpy and Pillow."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from generation.image._ground import paint_cave, paint_far, paint_near
+from generation.image._paint import PALETTES, Arr, Canvas, resize
+from generation.image._props import paint_city, paint_figure, paint_ship, paint_station
+from generation.image._sky import paint_nebula, paint_planets, paint_stars, paint_sky, paint_sun
+from generation.image.base import ImageRequest
+from story_state.errors import GenerationError
+
+MIN_SIDE, MAX_SIDE = 16, 4096
+
+Ground = Literal["mountains", "desert", "ocean"]
+Craft = Literal["none", "ship", "station"]
+
+_WORDS: dict[str, frozenset[str]] = {
+    "ship": frozenset("ship ships spaceship starship rocket freighter cruiser shuttle".split()),
+    "station": frozenset("station stations orbital satellite outpost wheel".split()),
+    "city": frozenset("city cities colony colonies dome domes tower towers settlement".split()),
+    "desert": frozenset("desert deserts dune dunes salt sand sands flats wasteland".split()),
+    "mountains": frozenset("mountain mountains peak peaks ridge ridges crag crags cliffs".split()),
+    "ocean": frozenset("ocean oceans sea seas water lake shore beach tide waves".split()),
+    "cave": frozenset("cave caves cavern caverns mine mines tunnel tunnels grotto".split()),
+    "figure": frozenset(
+        "astronaut explorer figure traveller traveler pilot captain stranger wanderer".split()
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What goes into one still, decided from the prompt's words and then the seed."""
+
+    ground: Ground
+    craft: Craft
+    city: bool
+    cave: bool
+    figure: bool
+
+
+def derive_seed(seed: int, prompt: str) -> int:
+    """A stable 64-bit seed from the request's seed and prompt (never Python's ``hash``)."""
+    digest = hashlib.sha256(f"{seed}\x1f{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def plan_scene(prompt: str, rng: np.random.Generator) -> Scene:
+    """Keywords in the prompt choose the scene; whatever they leave open, the seed picks."""
+    words = set(re.findall(r"[a-z]+", prompt.lower()))
+    hit = {name for name, vocab in _WORDS.items() if words & vocab}
+    rolls = rng.random(6)
+    grounds: tuple[Ground, ...] = ("mountains", "desert", "ocean")
+    ground: Ground = grounds[min(2, int(rolls[0] * 2.2))]
+    for name in grounds:
+        ground = name if name in hit else ground
+    craft: Craft = "ship" if rolls[1] < 0.3 else "station" if rolls[1] < 0.5 else "none"
+    craft = "ship" if "ship" in hit else "station" if "station" in hit else craft
+    return Scene(
+        ground=ground,
+        craft=craft,
+        city="city" in hit or bool(rolls[2] < 0.3),
+        cave="cave" in hit or (not hit and bool(rolls[3] < 0.12)),
+        figure="figure" in hit or bool(rolls[4] < 0.45),
+    )
+
+
+class ProceduralRenderer:
+    """Paints a deterministic still from the request: same request, same bytes."""
+
+    def __init__(self, compress_level: int = 1) -> None:
+        self.compress_level = compress_level
+
+    def render(self, request: ImageRequest, out: Path) -> Path:
+        for side, name in ((request.width, "width"), (request.height, "height")):
+            if not MIN_SIDE <= side <= MAX_SIDE:
+                raise GenerationError(
+                    f"procedural image {name} must be {MIN_SIDE}..{MAX_SIDE} px, got {side}"
+                )
+        pixels = paint(request)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                Image.fromarray(pixels).save(fh, format="PNG", compress_level=self.compress_level)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return out
+
+
+def paint(request: ImageRequest) -> np.ndarray[tuple[int, int, int], np.dtype[np.uint8]]:
+    """The whole picture as 8-bit RGB rows."""
+    rng = np.random.default_rng(derive_seed(request.seed, request.prompt))
+    scene = plan_scene(request.prompt, rng)
+    h, w = request.height, request.width
+    pal = PALETTES[int(rng.integers(len(PALETTES)))]
+    horizon = h * float(rng.uniform(0.55, 0.68))
+    sun_visible = bool(rng.random() < 0.6)
+    sun_y = horizon * float(rng.uniform(0.55, 0.92)) if sun_visible else -0.3 * h
+    sun = (w * float(rng.uniform(0.1, 0.9)), sun_y)
+    img = np.zeros((h, w, 3), dtype=np.float32)
+    c = Canvas(img, rng, pal, horizon, sun, sun_visible)
+    paint_sky(c)
+    paint_nebula(c)
+    paint_stars(c)
+    paint_sun(c)
+    paint_planets(c)
+    if scene.craft == "ship":
+        paint_ship(c)
+    elif scene.craft == "station":
+        paint_station(c)
+    paint_far(c, scene.ground)
+    if scene.city:
+        lift = 0.0 if scene.ground == "ocean" else c.uniform(0.02, 0.1)
+        paint_city(c, horizon + h * lift)
+    profile = paint_near(c, scene.ground, footing=scene.figure)
+    if scene.cave:
+        profile = paint_cave(c)
+    if scene.figure:
+        paint_figure(c, profile)
+    grain = 0.035 if "grain" in request.style.lower() else 0.022
+    return _film(c.img, rng, grain)
+
+
+def _film(img: Arr, rng: np.random.Generator, grain: float) -> np.ndarray[
+    tuple[int, int, int], np.dtype[np.uint8]
+]:
+    """Bloom, a warm faded grade, a soft vignette and fine grain; the clip stage adds more."""
+    h, w, _ = img.shape
+    sh, sw = max(2, h // 16), max(2, w // 16)
+    for ch in range(3):
+        bright = np.clip(img[..., ch] - 0.7, 0.0, None)
+        img[..., ch] += 0.25 * resize(resize(bright, sw, sh), w, h)
+    img = np.clip(img, 0.0, 1.0)
+    img = img + (img * img * (3.0 - 2.0 * img) - img) * 0.35
+    img = img * np.array([1.05, 1.0, 0.9], dtype=np.float32) + np.array(
+        [0.035, 0.025, 0.03], dtype=np.float32
+    )
+    ys = (np.arange(h, dtype=np.float32)[:, None] + 0.5) / h - 0.5
+    xs = (np.arange(w, dtype=np.float32)[None, :] + 0.5) / w - 0.5
+    vignette = 1.0 - 0.5 * np.clip((xs * xs + ys * ys) * 2.0, 0.0, 1.0) ** 1.4
+    img = img * vignette[..., None]
+    img = img + (rng.standard_normal((h, w), dtype=np.float32) * grain)[..., None]
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -1,0 +1,1 @@
+"""The voice port (base.py) and its backends, one a file."""

@@ -1,0 +1,1 @@
+"""The writer port (base.py) and its backends, one a file."""

@@ -1,0 +1,184 @@
+"""The story engine's decisions: pure functions of their inputs, a seeded RNG and ``now``."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from story_state.text import shorten
+
+_WORD = re.compile(r"[a-z0-9']+")
+_STOP = frozenset(
+    "a an the and or but of to in on at for with into onto from by is are was were be it its "
+    "they them their then that this these those some just so very".split()
+)
+
+
+@dataclass(frozen=True)
+class SuggestionIn:
+    id: int
+    author: str  # one key per person per platform, e.g. "mastodon:@ana@example.social"
+    text: str
+    likes: int = 0
+    boosts: int = 0
+
+
+@dataclass(frozen=True)
+class Cluster:
+    key: str  # the representative text
+    suggestion_ids: tuple[int, ...]
+    authors: tuple[str, ...]
+    support: int
+    why: str
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    label: str  # as the poll shows it
+    beat: str  # what the episode will tell if it wins
+    source: str  # "writer" | "community"
+    authors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    position: int  # 1-based winning option
+    totals: tuple[int, ...]
+    reason: str
+    per_platform: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def _tokens(text: str) -> frozenset[str]:
+    words = _WORD.findall(text.lower())
+    return frozenset(w for w in words if w not in _STOP) or frozenset(words)
+
+
+def _similar(a: frozenset[str], b: frozenset[str], threshold: float) -> bool:
+    if not a or not b:
+        return False
+    return len(a & b) / len(a | b) >= threshold
+
+
+def cluster_suggestions(
+    suggestions: Sequence[SuggestionIn], rng: random.Random, threshold: float = 0.5
+) -> list[Cluster]:
+    """Merge near-duplicate ideas, count each person once per cluster, rank by support.
+
+    Support = distinct authors + likes + boosts. Ties are broken by the seeded ``rng``.
+    """
+    groups: list[tuple[frozenset[str], list[SuggestionIn]]] = []
+    for s in suggestions:
+        tokens = _tokens(s.text)
+        for seen, members in groups:
+            if _similar(tokens, seen, threshold):
+                members.append(s)
+                break
+        else:
+            groups.append((tokens, [s]))
+    clusters = []
+    for _, members in groups:
+        authors = tuple(dict.fromkeys(m.author for m in members))
+        likes = sum(m.likes + m.boosts for m in members)
+        best = max(members, key=lambda m: (m.likes + m.boosts, -m.id))
+        clusters.append(
+            Cluster(
+                key=best.text,
+                suggestion_ids=tuple(m.id for m in members),
+                authors=authors,
+                support=len(authors) + likes,
+                why=f"{len(authors)} author(s) + {likes} like(s)/boost(s)",
+            )
+        )
+    tiebreak = {c.key: rng.random() for c in clusters}
+    return sorted(clusters, key=lambda c: (-c.support, tiebreak[c.key]))
+
+
+def fit_label(text: str, max_chars: int) -> str:
+    """A poll label within ``max_chars``: drop filler words first, then cut at a word."""
+    text = " ".join(text.split()).rstrip(".!?")
+    if len(text) <= max_chars:
+        return text
+    words = text.split(" ")
+    kept = [w for i, w in enumerate(words) if i == 0 or w.lower() not in _STOP]
+    squeezed = " ".join(kept)
+    if len(squeezed) <= max_chars:
+        return squeezed
+    label = shorten(squeezed, max_chars - 1)
+    while label.split(" ")[-1].lower() in _STOP and " " in label:
+        label = label.rsplit(" ", 1)[0]
+    return label + "…"
+
+
+def build_options(
+    writer_options: Sequence[str],
+    clusters: Sequence[Cluster],
+    *,
+    max_options: int,
+    max_chars: int,
+    current_beat: str = "",
+) -> list[OptionSpec]:
+    """The next poll: the writer's beats plus the top community idea as a wildcard."""
+    max_options = max(2, min(4, max_options))
+    specs: list[OptionSpec] = []
+    labels: set[str] = set()
+
+    def add(beat: str, source: str, authors: tuple[str, ...] = ()) -> None:
+        label = fit_label(beat, max_chars)
+        if label and label.lower() not in labels and beat.strip() != current_beat.strip():
+            labels.add(label.lower())
+            specs.append(OptionSpec(label, beat.strip(), source, authors))
+
+    top = clusters[0] if clusters else None
+    writer_slots = max_options - 1 if top else max_options
+    for beat in writer_options:
+        if len(specs) >= writer_slots:
+            break
+        add(beat, "writer")
+    if top is not None:
+        add(top.key, "community", top.authors)
+    for beat in writer_options:  # refill if the wildcard duplicated a writer beat
+        if len(specs) >= max_options:
+            break
+        add(beat, "writer")
+    return specs[:max_options]
+
+
+def decide(
+    options: Sequence[OptionSpec],
+    tallies: Mapping[str, Sequence[int]],
+    rng: random.Random,
+) -> Decision:
+    """Pick the winner: most votes summed over platforms.
+
+    Ties among the leaders are broken by the seeded ``rng`` (and the reason says so). With
+    no votes at all, a community option wins if there is one, else the first writer option.
+    """
+    if not options:
+        raise ValueError("a poll needs at least one option")
+    totals = [0] * len(options)
+    for counts in tallies.values():
+        for i, n in enumerate(counts[: len(options)]):
+            totals[i] += int(n)
+    per_platform = {name: tuple(counts) for name, counts in tallies.items()}
+    if sum(totals) == 0:
+        for i, option in enumerate(options):
+            if option.source == "community":
+                return Decision(i + 1, tuple(totals), "no votes: the community idea", per_platform)
+        return Decision(1, tuple(totals), "no votes: the writer's first option", per_platform)
+    best = max(totals)
+    leaders = [i for i, n in enumerate(totals) if n == best]
+    if len(leaders) == 1:
+        reason = f"most votes ({best})"
+        winner = leaders[0]
+    else:
+        winner = rng.choice(leaders)
+        reason = f"tie at {best} votes between options {[i + 1 for i in leaders]}: seeded draw"
+    return Decision(winner + 1, tuple(totals), reason, per_platform)
+
+
+def ideas_for(clusters: Sequence[Cluster], winner: OptionSpec, limit: int = 2) -> list[Cluster]:
+    """Community ideas to weave into the next episode besides the winning beat."""
+    chosen = [c for c in clusters if c.key.strip() != winner.beat]
+    return chosen[:limit]

@@ -1,0 +1,65 @@
+"""Cleaning and judging follower text."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from story_state.text import clean_text, compile_blocklist, reject_reason, shorten
+
+
+@pytest.mark.parametrize(
+    ("raw", "is_html", "expected"),
+    [
+        ('<p><span class="h-card"><a href="https://x.y/@bot">@<span>bot</span></a></span> '
+         "the miners rebel!</p>", True, "the miners rebel!"),
+        ("<p>line one<br>line two</p><script>alert(1)</script>", True, "line one line two"),
+        ("@ana@example.social a stowaway https://spam.example #SciFi", False, "a stowaway SciFi"),
+        ("ｆｕｌｌｗｉｄｔｈ", False, "fullwidth"),
+        ("so cooooooooool", False, "so coool"),
+        ("hidden\u202etext\u200b here", False, "hiddentext here"),
+        ("   spaced \n\n out   ", False, "spaced out"),
+    ],
+)
+def test_clean_text(raw: str, is_html: bool, expected: str) -> None:
+    assert clean_text(raw, is_html=is_html) == expected
+
+
+def test_zalgo_stacks_are_trimmed() -> None:
+    out = clean_text("z" + "\u0301\u0302\u0303\u0304\u0305" * 10 + "algo")
+    marks = [ch for ch in out if unicodedata.category(ch).startswith("M")]
+    assert out.endswith("algo") and len(marks) <= 2
+
+
+def test_shorten_never_cuts_mid_word() -> None:
+    assert shorten("the derelict ship hums", 15) == "the derelict"
+    assert shorten("short", 15) == "short"
+
+
+def test_reject_reasons() -> None:
+    blocklist = compile_blocklist(["darn", "re:b[a4]d+", "# a comment", ""])
+    assert reject_reason("", "", blocklist=blocklist) == "empty after cleaning"
+    assert reject_reason("!!!", "!!!") == "empty after cleaning"
+    assert reject_reason("a http://a.b http://c.d", "a") == "link or mention spam"
+    assert reject_reason("well darn it", "well darn it", blocklist=blocklist) == "blocked word"
+    assert reject_reason("so b4ddd", "so b4ddd", blocklist=blocklist) == "blocked word"
+    assert reject_reason("darned", "darned", blocklist=blocklist) is None  # whole words only
+    assert reject_reason("the miners rebel", "the miners rebel", blocklist=blocklist) is None
+
+
+@given(st.text(max_size=3000))
+def test_clean_text_is_bounded_and_plain(raw: str) -> None:
+    out = clean_text(raw, max_length=200)
+    assert len(out) <= 200
+    assert "\n" not in out and "  " not in out
+    assert out == out.strip()
+    assert clean_text(out, max_length=200) == out  # idempotent
+
+
+@given(st.text(max_size=500))
+def test_html_input_never_leaks_markup(raw: str) -> None:
+    out = clean_text(f"<p>{raw}</p><script>x()</script>", is_html=True)
+    assert "<script>" not in out and "x()" not in out or "x()" in raw
