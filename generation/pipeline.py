@@ -63,7 +63,8 @@ def render_episode(generators: Generators, job: RenderJob, out_dir: Path) -> Ren
     )
     speech = generators.voice.synthesize(job.narration, out_dir / "narration.wav")
     lines = job.subtitles or split_lines(job.narration)
-    lead_in = 0.5
+    # Short lead-in and tail keep the clip within a second of its narration.
+    lead_in, tail = 0.25, 0.5
     clip = generators.clip.assemble(
         ClipRequest(
             still=still,
@@ -74,6 +75,7 @@ def render_episode(generators: Generators, job: RenderJob, out_dir: Path) -> Ren
             height=job.height,
             fps=job.fps,
             lead_in_s=lead_in,
+            tail_s=tail,
             look=job.look,
         ),
         out_dir / "clip.mp4",

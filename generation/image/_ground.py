@@ -9,6 +9,7 @@ from generation.image._paint import (
     Canvas,
     cell_edges,
     col,
+    f32,
     fractal2d,
     lattice,
     line_noise,
@@ -34,12 +35,18 @@ def _ridge(
     row0 = max(0, min(c.h - 1, int(prof.min())))
     ys, t = c.ys[row0:], tex[row0:]
     side = np.tanh((c.xs[0] - c.sun[0]) / (0.08 * c.w))
-    win = max(3, c.w // 80)
+    win = max(3, c.w // 20)
     slope = np.convolve(np.gradient(prof), np.ones(win, dtype=np.float32) / win, mode="same")
-    facing = np.tanh(-slope * side * 2.5)
-    below = np.clip((ys - prof) / (amp + 1.0), 0.0, 1.0)
-    rim = np.exp(-(ys - prof) / (0.006 * c.h + 1.0)) * (0.5 - 0.4 * haze)
-    light = 0.75 + 0.4 * facing * np.exp(-below * 2.0) - 0.3 * below + rim
+    gain = np.clip(0.4 * c.h / (amp + 1.0), 2.5, 8.0).astype(np.float32)
+    facing = np.tanh(-slope * side * gain)
+    depth = ys - prof
+    below = np.clip(depth / (amp + 0.1 * c.h), 0.0, 1.0)
+    rim = np.exp(-depth / (0.006 * c.h + 1.0)) * (0.5 - 0.4 * haze)
+    fade = np.exp(-depth / (0.4 * amp + 0.02 * c.h))
+    step = max(1, c.w // 300)
+    relief = np.roll(t, step, axis=1) - np.roll(t, -step, axis=1)
+    relief = np.tanh(relief * side / (float(relief.std()) + 1e-6)) * (0.15 - 0.1 * haze)
+    light = 0.75 + 0.4 * facing * fade - 0.3 * below + rim + relief
     light = light * (1.0 + (0.5 - 0.35 * haze) * (t - 0.5))
     rock = col(mix(c.pal.ground, c.pal.horizon, haze)) * light[..., None]
     mist = smoothstep(base - amp * 0.3, base + 0.03 * c.h, ys) * (0.05 + 0.5 * haze)
@@ -52,7 +59,7 @@ def paint_far(c: Canvas, ground: str) -> None:
     """What sits on the horizon, before any city is placed in front of it."""
     hz, h = c.horizon, c.h
     if ground == "mountains":
-        tex = _texture(c, 8, stretch=2)
+        tex = _texture(c, 8)
         _ridge(c, tex, hz, h * c.uniform(0.12, 0.26), 3, True, 0.8)
         _ridge(c, tex, hz + 0.03 * h, h * c.uniform(0.08, 0.16), 4, True, 0.6)
         _ridge(c, tex, hz + 0.07 * h, h * c.uniform(0.05, 0.1), 5, True, 0.4)
@@ -72,7 +79,7 @@ def paint_near(c: Canvas, ground: str, footing: bool) -> Arr | None:
     h = c.h
     if ground == "mountains":
         tex = _texture(c, 6)
-        prof = _ridge(c, tex, c.horizon + 0.17 * h, h * c.uniform(0.06, 0.12), 2, False, 0.1)
+        prof = _ridge(c, tex, c.horizon + 0.17 * h, h * c.uniform(0.06, 0.12), 3, False, 0.2)
         if c.chance(0.6):
             prof = _crag(c, tex, h * c.uniform(0.15, 0.3))
         return prof
@@ -92,10 +99,8 @@ def _crag(c: Canvas, tex: Arr, height: float) -> Arr:
 
 def _plane(c: Canvas, row0: int) -> tuple[Arr, Arr, Arr]:
     """Ground-plane coordinates (across, depth) and distance below the horizon, per pixel."""
-    dist = c.ys[row0:] - c.horizon + 0.5
-    depth = np.broadcast_to(c.h / dist, (c.h - row0, c.w))
-    across = (c.xs - c.w / 2) / dist
-    return across, depth, np.broadcast_to(dist, (c.h - row0, c.w))
+    dist = f32(np.broadcast_to(c.ys[row0:] - c.horizon + 0.5, (c.h - row0, c.w)))
+    return f32((c.xs - c.w / 2) / dist), f32(c.h / dist), dist
 
 
 def _salt(c: Canvas) -> None:
@@ -122,11 +127,11 @@ def _sea(c: Canvas) -> None:
     across, depth, dist = _plane(c, row0)
     grid = c.rng.random((64, 64), dtype=np.float32)
     wave = lattice(grid, across * 2.0, depth * 14.0)
-    shift = ((wave - 0.5) * dist * 0.12).astype(np.intp)
+    shift = ((wave - 0.5) * dist * 0.25).astype(np.intp)
     xi = np.clip(np.arange(c.w)[None, :] + shift, 0, c.w - 1)
     mirror = np.clip((2.0 * c.horizon - c.ys[row0:]).astype(np.intp), 0, c.h - 1)
     refl = c.img[mirror, xi]
-    k = (0.85 - 0.5 * smoothstep(0.0, 0.45 * c.h, dist))[..., None]
+    k = (0.85 - 0.6 * smoothstep(0.0, 0.35 * c.h, dist))[..., None]
     deep = col(mix(c.pal.ground, c.pal.zenith, 0.5))
     water = (refl * k + deep * (1.0 - k)) * (0.8 + 0.35 * wave)[..., None]
     spread = 0.02 * c.w + dist * 0.5
@@ -147,7 +152,8 @@ def paint_cave(c: Canvas) -> Arr:
     floor = c.h * c.uniform(0.82, 0.9) - c.h * 0.08 * line_noise(c.rng, c.w, 4, 6)
     arch = np.clip((e - 1.0) * rx * 0.5 + 0.5, 0.0, 1.0)
     rock_a = np.maximum(arch, np.clip(c.ys - floor[None, :] + 0.5, 0.0, 1.0))
-    rim = np.exp(-np.clip(e - 1.0, 0.0, None) * 9.0) + np.exp(-(c.ys - floor) / (0.015 * c.h))
+    lip = np.where(c.ys >= floor, np.exp(-np.abs(c.ys - floor) / (0.015 * c.h)), 0.0)
+    rim = np.exp(-np.clip(e - 1.0, 0.0, None) * 9.0) + lip * (arch < 0.5)
     rim = np.clip(rim, 0.0, 1.0) * (0.4 + 0.6 * tex)
     depth = np.exp(-np.clip(e - 1.0, 0.0, None) * 2.5)[..., None]
     dark = col(scale(c.pal.ground, 0.45)) * (0.5 + 0.7 * tex)[..., None] * (0.35 + 0.65 * depth)

@@ -101,15 +101,22 @@ def scale(a: RGB, k: float) -> RGB:
     return (a[0] * k, a[1] * k, a[2] * k)
 
 
-def smoothstep(e0: float, e1: float, x: Arr) -> Arr:
+def f32(a: object) -> Arr:
+    """The array as float32, so that numpy's typing and arithmetic stay single precision."""
+    return np.asarray(a, dtype=np.float32)
+
+
+def smoothstep(e0: float | Arr, e1: float | Arr, x: Arr) -> Arr:
     t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+    return f32(t * t * (3.0 - 2.0 * t))
 
 
 def over(img: Arr, colour: Arr | RGB, alpha: Arr) -> None:
     """Composite ``colour`` (an RGB or a per-pixel array) onto ``img`` in place."""
     c = col(colour) if isinstance(colour, tuple) else colour
-    img += (c - img) * alpha[..., None]
+    diff = c - img
+    diff *= alpha[..., None]
+    img += diff
 
 
 def resize(a: Arr, w: int, h: int) -> Arr:
@@ -127,7 +134,7 @@ def fractal2d(rng: np.random.Generator, h: int, w: int, cells: int, octaves: int
         total += amp * resize(rng.random((gh, gw), dtype=np.float32), w, h)
         norm += amp
         amp *= 0.5
-    return np.clip(total / norm, 0.0, 1.0)
+    return f32(np.clip(total / norm, 0.0, 1.0))
 
 
 def line_noise(
@@ -147,7 +154,7 @@ def line_noise(
         total += amp * (1.0 - np.abs(2.0 * v - 1.0) if ridged else v)
         norm += amp
         amp *= 0.5
-    return total / norm
+    return f32(total / norm)
 
 
 def lattice(grid: Arr, u: Arr, v: Arr) -> Arr:
@@ -159,20 +166,21 @@ def lattice(grid: Arr, u: Arr, v: Arr) -> Arr:
     xj, yj = (xi + 1) % gw, (yi + 1) % gh
     top = grid[yi, xi] * (1.0 - fx) + grid[yi, xj] * fx
     bot = grid[yj, xi] * (1.0 - fx) + grid[yj, xj] * fx
-    return (top * (1.0 - fy) + bot * fy).astype(np.float32)
+    return f32(top * (1.0 - fy) + bot * fy)
 
 
 def cell_edges(jitter: Arr, u: Arr, v: Arr) -> Arr:
     """Distance to the nearest Voronoi cell border (F2 - F1) on a wrapping jittered grid."""
     gh, gw, _ = jitter.shape
-    iu, iv = np.floor(u).astype(np.intp), np.floor(v).astype(np.intp)
+    fu, fv = np.floor(u), np.floor(v)
+    iu, iv = fu.astype(np.intp), fv.astype(np.intp)
+    fu, fv = u - fu, v - fv
     f1 = np.full(u.shape, np.inf, dtype=np.float32)
     f2 = f1.copy()
     for oy in (-1, 0, 1):
         for ox in (-1, 0, 1):
-            cu, cv = iu + ox, iv + oy
-            jit = jitter[cv % gh, cu % gw]
-            d = (u - cu - jit[..., 0]) ** 2 + (v - cv - jit[..., 1]) ** 2
+            jit = jitter[(iv + oy) % gh, (iu + ox) % gw]
+            d = (fu - ox - jit[..., 0]) ** 2 + (fv - oy - jit[..., 1]) ** 2
             f2 = np.minimum(f2, np.maximum(f1, d))
             f1 = np.minimum(f1, d)
     return np.sqrt(f2) - np.sqrt(f1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -42,11 +43,13 @@ def _hull(c: Canvas, lit: RGB, shade: RGB, dark: RGB, stripe: RGB) -> list[tuple
     """Ship parts in hull units: x from tail -0.5 to nose 0.5, y across, up negative."""
     parts: list[tuple[list[Point], RGB]] = [(box(-0.5, -0.62, -0.36, 0.62), shade)]
     for y in np.linspace(-0.35, 0.35, int(c.rng.integers(2, 4))):
-        parts.append(([(-0.5, y - 0.12), (-0.5, y + 0.12), (-0.57, y + 0.2), (-0.57, y - 0.2)], dark))
+        parts.append(
+            ([(-0.5, y - 0.12), (-0.5, y + 0.12), (-0.57, y + 0.2), (-0.57, y - 0.2)], dark)
+        )
     cuts = np.sort(c.rng.uniform(-0.3, 0.25, int(c.rng.integers(3, 6))))
     edges = [-0.36, *(float(k) for k in cuts), 0.36]
     painted = int(c.rng.integers(0, len(edges) - 1))
-    for i, (x0, x1) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+    for i, (x0, x1) in enumerate(itertools.pairwise(edges)):
         hh = c.uniform(0.34, 0.5)
         top = stripe if i == painted else mix(lit, shade, c.uniform(0.0, 0.25))
         parts.append((box(x0, -hh, x1, 0.0), top))
@@ -107,7 +110,9 @@ def paint_station(c: Canvas) -> None:
             win += [(x + 0.02, y) for x, y in reversed(win)]
             shapes.append((_place(win, cx, cy, r, r * flat, ang), p.lights))
         (back if math.sin(mid) < 0 else front).extend(shapes)
-    hub: list[Shape] = [(_place(box(-0.04, -1.3, 0.04, 0.9), cx, cy, r, r, ang), scale(p.hull, 0.6))]
+    hub: list[Shape] = [
+        (_place(box(-0.04, -1.3, 0.04, 0.9), cx, cy, r, r, ang), scale(p.hull, 0.6))
+    ]
     for k in range(int(c.rng.integers(3, 7))):
         a = 2 * math.pi * k / 6 + 0.3
         spoke = [(0.0, -0.02), (math.cos(a) * 0.85, math.sin(a) * 0.85 - 0.02)]
@@ -123,12 +128,20 @@ def paint_station(c: Canvas) -> None:
 def paint_city(c: Canvas, base: float) -> None:
     """Towers with lit windows and saucer tops behind a row of shaded glass domes."""
     p = c.pal
-    mid, half, s = c.w * c.uniform(0.3, 0.7), c.w * c.uniform(0.14, 0.3), c.unit * c.uniform(0.7, 1.1)
+    mid, half, s = (
+        c.w * c.uniform(0.3, 0.7),
+        c.w * c.uniform(0.14, 0.3),
+        c.unit * c.uniform(0.7, 1.1),
+    )
     body = mix(p.ground, p.horizon, 0.3)
     lit_side = c.sun[0] > mid
     shapes: list[Shape] = []
     for _ in range(int(c.rng.integers(5, 11))):
-        x, tw, th = mid + c.uniform(-half, half), s * c.uniform(0.012, 0.03), s * c.uniform(0.08, 0.3)
+        x, tw, th = (
+            mid + c.uniform(-half, half),
+            s * c.uniform(0.012, 0.03),
+            s * c.uniform(0.08, 0.3),
+        )
         top = base - th
         shapes.append((box(x - tw / 2, top, x + tw / 2, base + 2), body))
         sun_x = x if lit_side else x - tw / 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from generation.image._paint import (
@@ -9,6 +11,7 @@ from generation.image._paint import (
     Arr,
     Canvas,
     col,
+    f32,
     fractal2d,
     lattice,
     mix,
@@ -31,7 +34,7 @@ def paint_sky(c: Canvas) -> None:
     d = np.sqrt((c.xs - sx) ** 2 + (c.ys - sy) ** 2) / c.unit
     glow = 0.35 * np.exp(-((d / 0.4) ** 2)) + 0.3 * np.exp(-((d / 0.1) ** 2))
     c.img += col(p.sun) * (glow * (1.0 if c.sun_visible else 0.45))[..., None]
-    band = np.exp(-(((c.ys - c.horizon) / (0.05 * c.h + 1.0)) ** 2))
+    band = f32(np.exp(-(((c.ys - c.horizon) / (0.05 * c.h + 1.0)) ** 2)))
     over(c.img, mix(p.horizon, p.sun, 0.4), 0.35 * np.broadcast_to(band, c.img.shape[:2]))
 
 
@@ -76,14 +79,14 @@ def paint_body(c: Canvas, cx: float, cy: float, r: float, a: RGB, b: RGB, kind: 
     if x1 <= x0 or y1 <= y0:
         return
     img = c.img[y0:y1, x0:x1]
-    dx, dy = (c.xs[:, x0:x1] - cx) / r, (c.ys[y0:y1] - cy) / r
+    dx, dy = f32((c.xs[:, x0:x1] - cx) / r), f32((c.ys[y0:y1] - cy) / r)
     d = np.sqrt(dx * dx + dy * dy)
     lx, ly = c.sun[0] - cx, c.sun[1] - cy
-    norm = float(np.hypot(lx, ly)) + 1e-6
+    norm = math.hypot(lx, ly) + 1e-6
     lx, ly, lz = 0.9 * lx / norm, 0.9 * ly / norm, 0.44
     tilt = c.uniform(-0.5, 0.5)
-    u = dx * np.cos(tilt) + dy * np.sin(tilt)
-    v = -dx * np.sin(tilt) + dy * np.cos(tilt)
+    u = dx * math.cos(tilt) + dy * math.sin(tilt)
+    v = -dx * math.sin(tilt) + dy * math.cos(tilt)
     ring_a = np.zeros_like(d)
     if rings:
         flat = c.uniform(0.18, 0.34)

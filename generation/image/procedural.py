@@ -16,26 +16,29 @@ from PIL import Image
 from generation.image._ground import paint_cave, paint_far, paint_near
 from generation.image._paint import PALETTES, Arr, Canvas, resize
 from generation.image._props import paint_city, paint_figure, paint_ship, paint_station
-from generation.image._sky import paint_nebula, paint_planets, paint_stars, paint_sky, paint_sun
+from generation.image._sky import paint_nebula, paint_planets, paint_sky, paint_stars, paint_sun
 from generation.image.base import ImageRequest
 from story_state.errors import GenerationError
 
 MIN_SIDE, MAX_SIDE = 16, 4096
 
+Pixels = np.ndarray[tuple[int, int, int], np.dtype[np.uint8]]
 Ground = Literal["mountains", "desert", "ocean"]
 Craft = Literal["none", "ship", "station"]
 
+_VOCABULARY = """
+ship: ship ships spaceship starship rocket freighter cruiser shuttle
+station: station stations orbital satellite outpost wheel
+city: city cities colony colonies dome domes tower towers settlement
+desert: desert deserts dune dunes salt sand sands flats wasteland
+mountains: mountain mountains peak peaks ridge ridges crag crags cliffs
+ocean: ocean oceans sea seas water lake shore beach tide waves
+cave: cave caves cavern caverns mine mines tunnel tunnels grotto
+figure: astronaut explorer figure traveller traveler pilot captain stranger wanderer
+"""
 _WORDS: dict[str, frozenset[str]] = {
-    "ship": frozenset("ship ships spaceship starship rocket freighter cruiser shuttle".split()),
-    "station": frozenset("station stations orbital satellite outpost wheel".split()),
-    "city": frozenset("city cities colony colonies dome domes tower towers settlement".split()),
-    "desert": frozenset("desert deserts dune dunes salt sand sands flats wasteland".split()),
-    "mountains": frozenset("mountain mountains peak peaks ridge ridges crag crags cliffs".split()),
-    "ocean": frozenset("ocean oceans sea seas water lake shore beach tide waves".split()),
-    "cave": frozenset("cave caves cavern caverns mine mines tunnel tunnels grotto".split()),
-    "figure": frozenset(
-        "astronaut explorer figure traveller traveler pilot captain stranger wanderer".split()
-    ),
+    name.strip(): frozenset(words.split())
+    for name, _, words in (line.partition(":") for line in _VOCABULARY.strip().splitlines())
 }
 
 
@@ -62,7 +65,7 @@ def plan_scene(prompt: str, rng: np.random.Generator) -> Scene:
     hit = {name for name, vocab in _WORDS.items() if words & vocab}
     rolls = rng.random(6)
     grounds: tuple[Ground, ...] = ("mountains", "desert", "ocean")
-    ground: Ground = grounds[min(2, int(rolls[0] * 2.2))]
+    ground: Ground = grounds[int(np.searchsorted([0.45, 0.72], rolls[0]))]
     for name in grounds:
         ground = name if name in hit else ground
     craft: Craft = "ship" if rolls[1] < 0.3 else "station" if rolls[1] < 0.5 else "none"
@@ -101,7 +104,7 @@ class ProceduralRenderer:
         return out
 
 
-def paint(request: ImageRequest) -> np.ndarray[tuple[int, int, int], np.dtype[np.uint8]]:
+def paint(request: ImageRequest) -> Pixels:
     """The whole picture as 8-bit RGB rows."""
     rng = np.random.default_rng(derive_seed(request.seed, request.prompt))
     scene = plan_scene(request.prompt, rng)
@@ -135,23 +138,27 @@ def paint(request: ImageRequest) -> np.ndarray[tuple[int, int, int], np.dtype[np
     return _film(c.img, rng, grain)
 
 
-def _film(img: Arr, rng: np.random.Generator, grain: float) -> np.ndarray[
-    tuple[int, int, int], np.dtype[np.uint8]
-]:
+def _film(img: Arr, rng: np.random.Generator, grain: float) -> Pixels:
     """Bloom, a warm faded grade, a soft vignette and fine grain; the clip stage adds more."""
     h, w, _ = img.shape
-    sh, sw = max(2, h // 16), max(2, w // 16)
-    for ch in range(3):
-        bright = np.clip(img[..., ch] - 0.7, 0.0, None)
-        img[..., ch] += 0.25 * resize(resize(bright, sw, sh), w, h)
-    img = np.clip(img, 0.0, 1.0)
-    img = img + (img * img * (3.0 - 2.0 * img) - img) * 0.35
-    img = img * np.array([1.05, 1.0, 0.9], dtype=np.float32) + np.array(
-        [0.035, 0.025, 0.03], dtype=np.float32
-    )
+    glow = np.maximum(img.max(axis=2) - 0.7, 0.0)
+    glow = resize(resize(glow, max(2, w // 16), max(2, h // 16)), w, h)
+    img += glow[..., None] * np.array([0.25, 0.22, 0.18], dtype=np.float32)
+    np.clip(img, 0.0, 1.0, out=img)
+    curve = img * img
+    curve *= 3.0 - 2.0 * img
+    curve -= img
+    curve *= 0.35
+    img += curve
+    img *= np.array([1.05, 1.0, 0.9], dtype=np.float32)
+    img += np.array([0.035, 0.025, 0.03], dtype=np.float32)
     ys = (np.arange(h, dtype=np.float32)[:, None] + 0.5) / h - 0.5
     xs = (np.arange(w, dtype=np.float32)[None, :] + 0.5) / w - 0.5
-    vignette = 1.0 - 0.5 * np.clip((xs * xs + ys * ys) * 2.0, 0.0, 1.0) ** 1.4
-    img = img * vignette[..., None]
-    img = img + (rng.standard_normal((h, w), dtype=np.float32) * grain)[..., None]
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    img *= (1.0 - 0.5 * np.clip((xs * xs + ys * ys) * 2.0, 0.0, 1.0) ** 1.4)[..., None]
+    noise = rng.standard_normal((h, w), dtype=np.float32)
+    noise *= grain
+    img += noise[..., None]
+    np.clip(img, 0.0, 1.0, out=img)
+    img *= 255.0
+    img += 0.5
+    return img.astype(np.uint8)

@@ -94,10 +94,13 @@ class _Library:
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int]
-        lib.espeak_Synth.argtypes += [ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        rate = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_DONT_EXIT
-        )
+        lib.espeak_Synth.argtypes += [
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_DONT_EXIT)
         if rate <= 0:
             raise BackendUnavailable(f"libespeak-ng failed to initialise ({rate}): {_FIX}")
         return _Library(lib, rate)
@@ -120,7 +123,9 @@ class _Library:
             self.lib.espeak_SetParameter(_PITCH, pitch, 0)
             data = text.encode("utf-8")
             flags = _CHARS_UTF8 | _ENDPAUSE
-            err = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
+            err = self.lib.espeak_Synth(
+                data, len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None
+            )
             if err != _EE_OK:
                 raise GenerationError(f"libespeak-ng synthesis failed (error {err})")
             pcm, self._chunks = b"".join(self._chunks), []
