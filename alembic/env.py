@@ -12,13 +12,13 @@ import os
 from logging.config import fileConfig
 from typing import Any, Literal
 
+from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Enum
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
 import story_state.models  # noqa: F401  (registers every table on Base.metadata)
-from alembic import context
 from story_state.db import Base, make_engine
 
 config = context.config

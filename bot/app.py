@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,7 +61,7 @@ def database_url(config: Config) -> str:
     url = config.database.url
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str(base_dir(config) / url[len(prefix):])
+        return prefix + str(base_dir(config) / url[len(prefix) :])
     return url
 
 

@@ -7,10 +7,34 @@ from dataclasses import dataclass
 
 from bot.platforms.local import LocalAction, LocalActionError, LocalPlatform
 
-NAMES = (
-    "ana ben cy dara eli fen gus hana ivo jun kai lena milo nia oren pia quin rae sol tova "
-    "uma vik wren xan yara zed"
-).split()
+NAMES = [
+    "ana",
+    "ben",
+    "cy",
+    "dara",
+    "eli",
+    "fen",
+    "gus",
+    "hana",
+    "ivo",
+    "jun",
+    "kai",
+    "lena",
+    "milo",
+    "nia",
+    "oren",
+    "pia",
+    "quin",
+    "rae",
+    "sol",
+    "tova",
+    "uma",
+    "vik",
+    "wren",
+    "xan",
+    "yara",
+    "zed",
+]
 
 # Ideas come in families of near-duplicates, as real replies do, so clustering has work.
 IDEA_FAMILIES: tuple[tuple[str, ...], ...] = (
@@ -36,8 +60,10 @@ class RoundReport:
 
 class Audience:
     def __init__(self, size: int, seed: int) -> None:
-        names = [NAMES[i % len(NAMES)] + (str(i // len(NAMES)) if i >= len(NAMES) else "")
-                 for i in range(size)]
+        names = [
+            NAMES[i % len(NAMES)] + (str(i // len(NAMES)) if i >= len(NAMES) else "")
+            for i in range(size)
+        ]
         self.names = names
         self.seed = seed
 
@@ -49,7 +75,8 @@ class Audience:
         for name in self.names:
             if rng.random() < 0.6:
                 family = IDEA_FAMILIES[
-                    rng.choice(favourite_families) if rng.random() < 0.7
+                    rng.choice(favourite_families)
+                    if rng.random() < 0.7
                     else rng.randrange(len(IDEA_FAMILIES))
                 ]
                 note = platform.act(LocalAction(actor=name, reply=rng.choice(family)))

@@ -144,8 +144,12 @@ def _required_secrets(config: Config) -> list[tuple[str, str]]:
         needed.append(("platforms.mastodon.token_env", mastodon.token_env))
     x = config.platforms.x
     if x.enabled:
-        for key in ("consumer_key_env", "consumer_secret_env", "access_token_env",
-                    "access_secret_env"):
+        for key in (
+            "consumer_key_env",
+            "consumer_secret_env",
+            "access_token_env",
+            "access_secret_env",
+        ):
             needed.append((f"platforms.x.{key}", getattr(x, key)))
     return needed
 

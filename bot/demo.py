@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
 
-from bot.app import build_app
+from bot.app import App, build_app
 from bot.audience import Audience
 from bot.config import Config, parse_config
 from bot.export import copy_videos, story_document, thread_html
 from story_state.db import session_scope
 from story_state.lifecycle import EpisodeState
-from story_state.models import Story
+from story_state.models import Episode, Story
 
 DEFAULT_PREMISE = (
     "On the salt flats of a dying moon, a crew of miners finds a derelict ship "
@@ -23,9 +25,13 @@ DEFAULT_PREMISE = (
 
 
 def demo_config(base: Config | None, out_dir: Path, seed: int, rounds: int) -> Config:
-    data = base.model_dump(exclude={"source"}) if base else {"story": {"premise": DEFAULT_PREMISE}}
-    data["story"] = {**data["story"], "seed": seed,
-                     "episode_cap": max(rounds + 1, data["story"].get("episode_cap", 0))}
+    data: dict[str, Any] = (
+        base.model_dump(exclude={"source"}) if base else {"story": {"premise": DEFAULT_PREMISE}}
+    )
+    story = dict(data["story"])
+    story["seed"] = seed
+    story["episode_cap"] = max(rounds + 1, int(story.get("episode_cap", 0)))
+    data["story"] = story
     data["database"] = {"url": f"sqlite:///{(out_dir / 'storybot-demo.db').resolve()}"}
     data["media"] = {"root": str((out_dir / "media").resolve())}
     data["platforms"] = {"local": {"enabled": True}}
@@ -42,8 +48,11 @@ def run_demo(base: Config | None, *, rounds: int, out_dir: Path, seed: int, audi
     console = Console(stderr=True)
     try:
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-            console=console, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         ) as progress:
             task = progress.add_task("starting", total=rounds * 5)
             for number in range(1, rounds + 1):
@@ -57,9 +66,13 @@ def run_demo(base: Config | None, *, rounds: int, out_dir: Path, seed: int, audi
                         break
                 report = crowd.play_round(app.local, number) if app.local else None
                 if report:
-                    progress.update(task, description=(
-                        f"round {number}: {report.replies} replies, {report.likes} likes, "
-                        f"{report.votes} votes"))
+                    progress.update(
+                        task,
+                        description=(
+                            f"round {number}: {report.replies} replies, {report.likes} likes, "
+                            f"{report.votes} votes"
+                        ),
+                    )
                 note = app.runner.close_round_now()
                 progress.update(task, description=note)
                 progress.advance(task)
@@ -68,25 +81,21 @@ def run_demo(base: Config | None, *, rounds: int, out_dir: Path, seed: int, audi
             assert story is not None
             doc = story_document(session, story, app.runner.media_root)
             title = story.title
-        sources = {str(app.runner.media_root / Path(e["source_video"]).relative_to(
-            app.runner.media_root)): e["video"] for e in doc["episodes"]}
+        # The thread names each clip by its media path; the page names the copy beside it.
+        sources = {e["source_video"]: e["video"] for e in doc["episodes"]}
         copy_videos(doc, out_dir)
         (out_dir / "story.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False))
         thread = app.local.thread() if app.local else {"posts": []}
         (out_dir / "thread.html").write_text(thread_html(title, thread, sources))
-        console.print(f"[bold]{rounds} episode(s)[/] written to {out_dir}: "
-                      "episode-*.mp4, story.json, thread.html")
+        console.print(
+            f"[bold]{rounds} episode(s)[/] written to {out_dir}: "
+            "episode-*.mp4, story.json, thread.html"
+        )
     finally:
         app.close()
 
 
-def _state(app: object, number: int) -> EpisodeState | None:
-    from bot.app import App
-    from story_state.models import Episode
-
-    assert isinstance(app, App)
+def _state(app: App, number: int) -> EpisodeState | None:
     with session_scope(app.factory) as session:
-        from sqlalchemy import select
-
         episode = session.scalars(select(Episode).where(Episode.number == number)).first()
         return episode.state if episode else None

@@ -30,8 +30,12 @@ def story_document(session: Session, story: Story, media_root: Path) -> dict[str
             )
             poll = {
                 "options": [
-                    {"label": o.label, "beat": o.beat, "source": o.source,
-                     "votes": totals.get(o.position, 0)}
+                    {
+                        "label": o.label,
+                        "beat": o.beat,
+                        "source": o.source,
+                        "votes": totals.get(o.position, 0),
+                    }
                     for o in e.round.options
                 ],
                 "winner": winner.beat if winner else None,
@@ -55,8 +59,12 @@ def story_document(session: Session, story: Story, media_root: Path) -> dict[str
                 "poll": poll,
             }
         )
-    return {"title": story.title, "premise": story.premise, "seed": story.seed,
-            "episodes": episodes}
+    return {
+        "title": story.title,
+        "premise": story.premise,
+        "seed": story.seed,
+        "episodes": episodes,
+    }
 
 
 def copy_videos(doc: dict[str, Any], out_dir: Path) -> None:
@@ -76,8 +84,10 @@ padding:.5em 1em;margin:1em 0}.reply{margin-left:2em;border-color:#555}video{wid
 def thread_html(title: str, thread: dict[str, Any], videos: dict[str, str]) -> str:
     """``videos`` maps a media path in the thread to the file name beside the page."""
     esc = html.escape
-    parts = [f"<!doctype html><meta charset=utf-8><title>{esc(title)}</title>",
-             f"<style>{_CSS}</style><h1>{esc(title)}</h1>"]
+    parts = [
+        f"<!doctype html><meta charset=utf-8><title>{esc(title)}</title>",
+        f"<style>{_CSS}</style><h1>{esc(title)}</h1>",
+    ]
     for post in thread["posts"]:
         cls = "post" if post["is_bot"] else "post reply"
         parts.append(f'<div class="{cls}" id="p{esc(post["id"])}">')
@@ -87,15 +97,19 @@ def thread_html(title: str, thread: dict[str, Any], videos: dict[str, str]) -> s
         for m in post["media"]:
             src = videos.get(m["path"])
             if src:
-                parts.append(f'<video controls preload="metadata" src="{esc(src)}" '
-                             f'title="{esc(m["alt_text"])}"></video>')
+                parts.append(
+                    f'<video controls preload="metadata" src="{esc(src)}" '
+                    f'title="{esc(m["alt_text"])}"></video>'
+                )
         if post["poll"]:
             total = sum(o["votes"] for o in post["poll"]["options"]) or 1
             parts.append('<ul class="poll">')
             for o in post["poll"]["options"]:
                 width = round(100 * o["votes"] / total)
-                parts.append(f'<li>{esc(o["label"])} — {o["votes"]} vote(s)'
-                             f'<div class="bar" style="width:{width}%"></div></li>')
+                parts.append(
+                    f"<li>{esc(o['label'])} — {o['votes']} vote(s)"
+                    f'<div class="bar" style="width:{width}%"></div></li>'
+                )
             parts.append("</ul>")
         likes = f" · ♥ {post['likes']}" if post.get("likes") else ""
         parts.append(f'<div class="meta">#{esc(post["id"])}{likes}</div></div>')

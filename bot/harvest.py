@@ -72,8 +72,12 @@ def harvest(
         person = contributor(session, reply.platform, reply.author_handle, reply.author_name)
         is_html = reply.platform == "mastodon"
         cleaned = clean_text(reply.text, is_html=is_html, max_length=settings.max_length)
-        reason = "blocked account" if person.blocked else reject_reason(
-            reply.text, cleaned, blocklist=patterns, max_length=settings.max_length
+        reason = (
+            "blocked account"
+            if person.blocked
+            else reject_reason(
+                reply.text, cleaned, blocklist=patterns, max_length=settings.max_length
+            )
         )
         session.add(
             Suggestion(
@@ -121,8 +125,11 @@ def leftover_clusters(episode: Episode) -> list[engine.Cluster]:
     woven = set(decision.get("woven", ()))
     return [
         engine.Cluster(
-            key=c["key"], suggestion_ids=(), authors=tuple(c["authors"]),
-            support=int(c["support"]), why=c["why"],
+            key=c["key"],
+            suggestion_ids=(),
+            authors=tuple(c["authors"]),
+            support=int(c["support"]),
+            why=c["why"],
         )
         for c in decision.get("clusters", ())
         if c["key"] not in woven and c["key"] != episode.beat

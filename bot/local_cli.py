@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import click
 
 from bot.platforms.local import LocalAction, LocalActionError, LocalPlatform
@@ -82,18 +83,18 @@ def parse_jsonl(path: Path) -> list[tuple[int, LocalAction]]:
         if unknown:
             raise LocalActionError(f"{path}:{number}: unknown key(s) {sorted(unknown)}")
         if not isinstance(actor, str):
-            raise LocalActionError(f"{path}:{number}: \"as\" must be a name (a string)")
+            raise LocalActionError(f'{path}:{number}: "as" must be a name (a string)')
         if len(kinds) != 1:
             raise LocalActionError(f"{path}:{number}: give exactly one of reply, vote, like")
         vote = item.get("vote")
         if "vote" in item and (isinstance(vote, bool) or not isinstance(vote, int | str)):
-            raise LocalActionError(f"{path}:{number}: \"vote\" is an option number or label")
+            raise LocalActionError(f'{path}:{number}: "vote" is an option number or label')
         for key in ("reply", "to", "like"):
             value = item.get(key)
             if key in item and (isinstance(value, bool) or not isinstance(value, str | int)):
-                raise LocalActionError(f"{path}:{number}: \"{key}\" must be text or an id")
+                raise LocalActionError(f'{path}:{number}: "{key}" must be text or an id')
         if isinstance(item.get("reply"), int):
-            raise LocalActionError(f"{path}:{number}: \"reply\" must be text")
+            raise LocalActionError(f'{path}:{number}: "reply" must be text')
         actions.append(
             (
                 number,

@@ -24,8 +24,23 @@ from generation.writer.base import Idea, PreviousEpisode, StoryContext, WriteReq
 from story_state import engine
 from story_state.db import session_scope
 from story_state.errors import GenerationError, PlatformError, StateError, StorybotError
-from story_state.lifecycle import EpisodeState, PostState, RoundStatus, StoryStatus, check_transition
-from story_state.models import Contributor, Credit, Episode, PollOption, PollTally, Post, Round, Story
+from story_state.lifecycle import (
+    EpisodeState,
+    PostState,
+    RoundStatus,
+    StoryStatus,
+    check_transition,
+)
+from story_state.models import (
+    Contributor,
+    Credit,
+    Episode,
+    PollOption,
+    PollTally,
+    Post,
+    Round,
+    Story,
+)
 
 log = logging.getLogger(__name__)
 
@@ -352,8 +367,10 @@ class StoryRunner:
                 return StepResult(True, f"episode {episode.number} was the last: story ended")
             rnd = episode.round
             if rnd is None:
-                minutes = max(limits.min_poll_minutes, min(self.config.story.round_minutes,
-                                                           limits.max_poll_minutes))
+                minutes = max(
+                    limits.min_poll_minutes,
+                    min(self.config.story.round_minutes, limits.max_poll_minutes),
+                )
                 rnd = Round(
                     episode_id=episode.id,
                     status=RoundStatus.OPEN,
@@ -392,9 +409,7 @@ class StoryRunner:
                 name: self._sent_ref(session, episode.id, "clip", name) for name in self.platforms
             }
             poll = Poll(tuple(o.label for o in rnd.options), rnd.closes_at)
-            text = poll_caption(
-                self.config.story.poll_question, rnd.options, limits.max_post_chars
-            )
+            text = poll_caption(self.config.story.poll_question, rnd.options, limits.max_post_chars)
             number = episode.number
 
         def build(row: Post) -> OutgoingPost:
@@ -446,8 +461,15 @@ class StoryRunner:
         for name, tally in tallies.items():
             counts[name] = tally.counts
             for position, votes in enumerate(tally.counts, start=1):
-                session.add(PollTally(round_id=rnd.id, platform=name, position=position,
-                                      votes=votes, fetched_at=now))
+                session.add(
+                    PollTally(
+                        round_id=rnd.id,
+                        platform=name,
+                        position=position,
+                        votes=votes,
+                        fetched_at=now,
+                    )
+                )
         specs = [
             engine.OptionSpec(o.label, o.beat, o.source, tuple(map(str, o.contributor_ids)))
             for o in rnd.options
@@ -490,8 +512,14 @@ class StoryRunner:
             credited += [int(a) for a in cluster.authors]
         for position, contributor_id in enumerate(dict.fromkeys(credited), start=1):
             reason = "poll option" if contributor_id in winner.contributor_ids else "idea"
-            session.add(Credit(episode_id=nxt.id, contributor_id=contributor_id,
-                               position=position, reason=reason))
+            session.add(
+                Credit(
+                    episode_id=nxt.id,
+                    contributor_id=contributor_id,
+                    position=position,
+                    reason=reason,
+                )
+            )
         return StepResult(
             True, f"closed round {episode.number}: {winner.label!r} ({decision.reason})"
         )

@@ -30,8 +30,12 @@ def story_status(session: Session) -> dict[str, Any]:
                     "next_attempt_at": e.next_attempt_at.isoformat() if e.next_attempt_at else None,
                     "credits": [c.contributor.display_name for c in e.credits],
                     "posts": [
-                        {"platform": p.platform, "kind": p.kind, "state": str(p.state),
-                         "remote_id": p.remote_id}
+                        {
+                            "platform": p.platform,
+                            "kind": p.kind,
+                            "state": str(p.state),
+                            "remote_id": p.remote_id,
+                        }
                         for p in posts
                     ],
                 }
@@ -62,8 +66,10 @@ def render_text(doc: dict[str, Any]) -> str:
     if not doc["stories"]:
         return "no stories yet: `storybot tick` or `storybot run` starts the one in config.toml"
     for s in doc["stories"]:
-        lines.append(f"{s['title']} [{s['slug']}] — {s['status']}, "
-                     f"{len(s['episodes'])}/{s['episode_cap']} episodes")
+        lines.append(
+            f"{s['title']} [{s['slug']}] — {s['status']}, "
+            f"{len(s['episodes'])}/{s['episode_cap']} episodes"
+        )
         for e in s["episodes"]:
             line = f"  #{e['number']:>3} {e['state']:<9} {e['title'] or e['beat'][:60]}"
             if e["failure"]:
@@ -71,7 +77,9 @@ def render_text(doc: dict[str, Any]) -> str:
             lines.append(line)
         r = s["open_round"]
         if r:
-            lines.append(f"  open round after #{r['episode']}, closes {r['closes_at']}, "
-                         f"{r['suggestions']} suggestion(s):")
+            lines.append(
+                f"  open round after #{r['episode']}, closes {r['closes_at']}, "
+                f"{r['suggestions']} suggestion(s):"
+            )
             lines += [f"    {o['position']}. {o['label']}" for o in r["options"]]
     return "\n".join(lines)

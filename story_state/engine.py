@@ -11,8 +11,44 @@ from story_state.text import shorten
 
 _WORD = re.compile(r"[a-z0-9']+")
 _STOP = frozenset(
-    "a an the and or but of to in on at for with into onto from by is are was were be it its "
-    "they them their then that this these those some just so very".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "into",
+        "onto",
+        "from",
+        "by",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "then",
+        "that",
+        "this",
+        "these",
+        "those",
+        "some",
+        "just",
+        "so",
+        "very",
+    ]
 )
 
 

@@ -1,14 +1,14 @@
 """The one error tree every storybot layer raises from.
 
-    StorybotError
-    ├── ConfigError            bad or missing configuration (names the key and the file)
-    ├── StateError             an illegal lifecycle move or an inconsistent database
-    ├── GenerationError        a writer, image, voice or clip backend failed
-    │   └── BackendUnavailable an optional extra or system tool is not installed
-    └── PlatformError          a social platform refused or failed a call
-        ├── RateLimited        try again at ``reset_at``
-        ├── TransientError     a network blip or a 5xx: retry with backoff
-        └── PermanentError     the request itself is wrong: retrying will not help
+StorybotError
+├── ConfigError            bad or missing configuration (names the key and the file)
+├── StateError             an illegal lifecycle move or an inconsistent database
+├── GenerationError        a writer, image, voice or clip backend failed
+│   └── BackendUnavailable an optional extra or system tool is not installed
+└── PlatformError          a social platform refused or failed a call
+    ├── RateLimited        try again at ``reset_at``
+    ├── TransientError     a network blip or a 5xx: retry with backoff
+    └── PermanentError     the request itself is wrong: retrying will not help
 """
 
 from __future__ import annotations

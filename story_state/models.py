@@ -188,9 +188,7 @@ class Suggestion(Base):
     __table_args__ = (UniqueConstraint("platform", "remote_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    round_id: Mapped[int] = mapped_column(
-        ForeignKey("rounds.id", ondelete="CASCADE"), index=True
-    )
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
     contributor_id: Mapped[int] = mapped_column(ForeignKey("contributors.id"), index=True)
     platform: Mapped[str] = mapped_column(String(32))
     remote_id: Mapped[str] = mapped_column(String(64))

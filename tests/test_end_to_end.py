@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -18,9 +19,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def ffprobe(path: Path) -> dict[str, Any]:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format",
-         str(path)],
-        capture_output=True, text=True, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     result: dict[str, Any] = json.loads(out)
     return result
@@ -42,8 +53,13 @@ def demo(out: Path, *args: str, config: Path | None = None) -> subprocess.Comple
     cmd = [sys.executable, "-m", "bot"]
     if config is not None:
         cmd += ["--config", str(config)]
-    result = subprocess.run([*cmd, "demo", "--out", str(out), *args],
-                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    result = subprocess.run(
+        [*cmd, "demo", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     return result
 
@@ -67,8 +83,9 @@ def test_demo_writes_three_playable_episodes(demo_dir: Path) -> None:
         assert (v["codec_name"], v["profile"], v["pix_fmt"]) == ("h264", "High", "yuv420p")
         assert (v["width"], v["height"]) == (1280, 720)
         assert (a["codec_name"], a["profile"]) == ("aac", "LC")
-        narration = next((demo_dir / "media").rglob(
-            f"episode-{episode['number']:03d}/narration.wav"))
+        narration = next(
+            (demo_dir / "media").rglob(f"episode-{episode['number']:03d}/narration.wav")
+        )
         with wave.open(str(narration)) as w:
             spoken = w.getnframes() / w.getframerate()
         assert spoken > 5
@@ -79,14 +96,15 @@ def test_demo_writes_three_playable_episodes(demo_dir: Path) -> None:
 
 def test_each_winner_is_the_next_beat_and_people_are_credited(demo_dir: Path) -> None:
     episodes = json.loads((demo_dir / "story.json").read_text())["episodes"]
-    for before, after in zip(episodes, episodes[1:], strict=False):
+    for before, after in itertools.pairwise(episodes):
         poll = before["poll"]
         assert 2 <= len(poll["options"]) <= 4
         assert sum(o["votes"] for o in poll["options"]) > 0
         assert after["beat"] == poll["winner"]
         assert after["credits"], "ideas from the audience were woven in and credited"
-        assert after["ideas"] and any(idea.lower()[:12] in after["narration"].lower()
-                                      for idea in after["ideas"])
+        assert after["ideas"] and any(
+            idea.lower()[:12] in after["narration"].lower() for idea in after["ideas"]
+        )
     assert episodes[-1]["poll"]["winner"]
 
 

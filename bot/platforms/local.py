@@ -192,9 +192,14 @@ class LocalPlatform:
             if parent is None:
                 raise LocalActionError(f"there is no post {to}")
         else:
-            parent = self._open_poll(session) or session.scalars(
-                select(LocalPost).where(LocalPost.is_bot.is_(True)).order_by(LocalPost.id.desc())
-            ).first()
+            parent = (
+                self._open_poll(session)
+                or session.scalars(
+                    select(LocalPost)
+                    .where(LocalPost.is_bot.is_(True))
+                    .order_by(LocalPost.id.desc())
+                ).first()
+            )
             if parent is None:
                 raise LocalActionError("the story has not posted anything yet")
         row = LocalPost(author=actor, text=text, in_reply_to=parent.id, created_at=self._clock())
@@ -214,8 +219,9 @@ class LocalPlatform:
             select(LocalVote).where(LocalVote.post_id == poll.id, LocalVote.voter == actor)
         ).first():
             raise LocalActionError(f"{actor} already voted in this poll")
-        session.add(LocalVote(post_id=poll.id, voter=actor, position=position,
-                              created_at=self._clock()))
+        session.add(
+            LocalVote(post_id=poll.id, voter=actor, position=position, created_at=self._clock())
+        )
         try:
             session.flush()
         except IntegrityError:

@@ -89,7 +89,7 @@ def _look(look: str, seed: int, width: int) -> tuple[list[str], list[str]]:
     pre = ["curves=r='0/0.05 0.5/0.54 1/0.98':g='0/0.04 0.5/0.5 1/0.95':b='0/0.07 0.5/0.45 1/0.86'"]
     flicker = f"0.012*sin(2*PI*5.3*t+{phase_a:.3f})+0.008*sin(2*PI*11.9*t+{phase_b:.3f})"
     post = [f"eq=brightness='{flicker}':eval=frame"]
-    grain = 6
+    grain = 13
     if look == "vhs":
         shift = 2 * OVERSAMPLE * max(1, round(width / 640))
         pre += [
@@ -99,8 +99,9 @@ def _look(look: str, seed: int, width: int) -> tuple[list[str], list[str]]:
             f"gblur=sigma={2.5 * OVERSAMPLE:.1f}:planes=6",  # smeared colour, sharper luma
             f"chromashift=cbh={shift}:crh={-shift}",
         ]
-        grain = 7
-    post.insert(0, f"noise=c0s={grain}:c0f=t+u:all_seed={seed % 2**31}")
+        grain = 15
+    # Per-pixel noise is what x264 discards first; softened into clumps it survives encoding.
+    post[:0] = [f"noise=c0s={grain}:c0f=t+u:all_seed={seed % 2**31}", "avgblur=sizeX=1:planes=1"]
     return pre, post
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 Arr = NDArray[np.float32]
+AnyFloat = NDArray[np.floating[Any]]  # numpy's stubs widen float32 arithmetic to float64
 RGB = tuple[float, float, float]
 Point = tuple[float, float]
 Shape = tuple[Sequence[Point], RGB]
@@ -111,7 +113,7 @@ def smoothstep(e0: float | Arr, e1: float | Arr, x: Arr) -> Arr:
     return f32(t * t * (3.0 - 2.0 * t))
 
 
-def over(img: Arr, colour: Arr | RGB, alpha: Arr) -> None:
+def over(img: Arr, colour: AnyFloat | RGB, alpha: AnyFloat) -> None:
     """Composite ``colour`` (an RGB or a per-pixel array) onto ``img`` in place."""
     c = col(colour) if isinstance(colour, tuple) else colour
     diff = c - img

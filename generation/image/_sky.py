@@ -85,8 +85,8 @@ def paint_body(c: Canvas, cx: float, cy: float, r: float, a: RGB, b: RGB, kind: 
     norm = math.hypot(lx, ly) + 1e-6
     lx, ly, lz = 0.9 * lx / norm, 0.9 * ly / norm, 0.44
     tilt = c.uniform(-0.5, 0.5)
-    u = dx * math.cos(tilt) + dy * math.sin(tilt)
-    v = -dx * math.sin(tilt) + dy * math.cos(tilt)
+    u = f32(dx * math.cos(tilt) + dy * math.sin(tilt))
+    v = f32(-dx * math.sin(tilt) + dy * math.cos(tilt))
     ring_a = np.zeros_like(d)
     if rings:
         flat = c.uniform(0.18, 0.34)

@@ -28,12 +28,19 @@ class Clock:
 def small_config(tmp_path: Path, url: str, **story: Any) -> dict[str, Any]:
     """A real config with tiny, quick clips (the media pipeline is the real one)."""
     return {
-        "story": {"premise": "A crew of miners finds a derelict ship on the salt flats.",
-                  "target_seconds": 6.0, "round_minutes": 30, "episode_cap": 5, **story},
+        "story": {
+            "premise": "A crew of miners finds a derelict ship on the salt flats.",
+            "target_seconds": 6.0,
+            "round_minutes": 30,
+            "episode_cap": 5,
+            **story,
+        },
         "database": {"url": url},
         "media": {"root": str(tmp_path / "media")},
-        "generation": {"clip": {"width": 320, "height": 180, "fps": 12, "preset": "ultrafast"},
-                       "voice": {"speed_wpm": 220}},
+        "generation": {
+            "clip": {"width": 320, "height": 180, "fps": 12, "preset": "ultrafast"},
+            "voice": {"speed_wpm": 220},
+        },
         "web": {"host": "127.0.0.1", "port": 0},
         "scheduler": {"tick_seconds": 1, "retry_base_seconds": 5, "max_attempts": 3},
     }

@@ -25,7 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def storybot(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "bot", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"storybot {args} failed:\n{result.stdout}\n{result.stderr}")
@@ -54,8 +57,10 @@ def test_broken_config_fails_with_one_line(tmp_path: Path) -> None:
 def test_follower_commands_and_status(config_file: Path, tmp_path: Path) -> None:
     assert "opened the round after episode 1" in storybot(config_file, "tick").stdout
     assert storybot(config_file, "tick").stdout.strip() == "nothing due"
-    assert "reply 3 by ana" in storybot(config_file, "local", "reply", "--as", "ana",
-                                         "The miners rebel").stdout
+    assert (
+        "reply 3 by ana"
+        in storybot(config_file, "local", "reply", "--as", "ana", "The miners rebel").stdout
+    )
     assert "ben liked post 3" in storybot(config_file, "local", "like", "--as", "ben", "3").stdout
     thread = json.loads(storybot(config_file, "local", "thread", "--json").stdout)
     label = thread["posts"][1]["poll"]["options"][1]["label"]
@@ -118,7 +123,10 @@ def running(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     def start(config: Path, *args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "--config", str(config), "run", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         procs.append(proc)

@@ -42,8 +42,10 @@ def test_every_shipped_key_is_commented() -> None:
         ('[story]\npremise = "x"\nround_minutes = 0\n', "story.round_minutes:"),
         ("[story]\n", "story.premise: required key is missing"),
         ('[story]\npremise = "x"\n[generation.clip]\nwidth = 641\n', "generation.clip.width"),
-        ('[story]\npremise = "x"\n[generation.writer]\nbackend = "gpt"\n',
-         "generation.writer.backend"),
+        (
+            '[story]\npremise = "x"\n[generation.writer]\nbackend = "gpt"\n',
+            "generation.writer.backend",
+        ),
         ("[story\n", "invalid TOML"),
     ],
 )
@@ -58,12 +60,18 @@ def test_bad_config_names_key_and_file(tmp_path: Path, body: str, message: str) 
     assert "\n" not in text
 
 
-def test_enabled_backend_without_its_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enabled_backend_without_its_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MY_TOKEN", raising=False)
-    path = write(tmp_path, '[story]\npremise = "x"\n[platforms.mastodon]\nenabled = true\n'
-                           'instance = "https://example.social"\ntoken_env = "MY_TOKEN"\n')
-    with pytest.raises(Exception, match="platforms.mastodon.token_env: environment variable "
-                                        "MY_TOKEN is not set"):
+    path = write(
+        tmp_path,
+        '[story]\npremise = "x"\n[platforms.mastodon]\nenabled = true\n'
+        'instance = "https://example.social"\ntoken_env = "MY_TOKEN"\n',
+    )
+    with pytest.raises(
+        Exception, match=r"platforms\.mastodon\.token_env: environment variable MY_TOKEN is not set"
+    ):
         load_config(path)
     monkeypatch.setenv("MY_TOKEN", "s3cret")
     config = load_config(path)

@@ -46,15 +46,22 @@ def local(factory: sessionmaker[Session], clock: Clock) -> LocalPlatform:
 
 
 def post_clip_and_poll(local: LocalPlatform) -> tuple[PostRef, PostRef]:
-    clip = local.publish(OutgoingPost("s:1:clip:local", "Episode 1",
-                                      media=(Media(Path("/m/e1.mp4"), "narration"),)))
-    poll = local.publish(OutgoingPost("s:1:poll:local", "What next?", clip.remote_id,
-                                      poll=Poll(("Open the hatch", "Run"), T0 + timedelta(hours=1))))
+    clip = local.publish(
+        OutgoingPost("s:1:clip:local", "Episode 1", media=(Media(Path("/m/e1.mp4"), "narration"),))
+    )
+    poll = local.publish(
+        OutgoingPost(
+            "s:1:poll:local",
+            "What next?",
+            clip.remote_id,
+            poll=Poll(("Open the hatch", "Run"), T0 + timedelta(hours=1)),
+        )
+    )
     return clip, poll
 
 
 def test_publish_is_idempotent(local: LocalPlatform) -> None:
-    clip, poll = post_clip_and_poll(local)
+    clip, _poll = post_clip_and_poll(local)
     again = local.publish(OutgoingPost("s:1:clip:local", "Episode 1 (retried)"))
     assert again == clip
     assert len(local.thread()["posts"]) == 2
@@ -125,8 +132,10 @@ def test_nothing_to_act_on_yet(local: LocalPlatform) -> None:
 def test_import_is_all_or_nothing(local: LocalPlatform, tmp_path: Path) -> None:
     post_clip_and_poll(local)
     good = tmp_path / "good.jsonl"
-    good.write_text('{"as": "ana", "reply": "the miners rebel"}\n\n'
-                    '{"as": "ben", "vote": 2}\n{"as": "cy", "like": "3"}\n')
+    good.write_text(
+        '{"as": "ana", "reply": "the miners rebel"}\n\n'
+        '{"as": "ben", "vote": 2}\n{"as": "cy", "like": "3"}\n'
+    )
     assert len(local.act_many(parse_jsonl(good))) == 3
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"as": "dara", "reply": "first"}\n{"as": "ben", "vote": 1}\n')
@@ -162,9 +171,15 @@ def test_thread_json_shape(local: LocalPlatform) -> None:
     local.act(LocalAction("ben", vote=1))
     posts = local.thread()["posts"]
     assert posts[0] == {
-        "id": "1", "author": "storybot", "is_bot": True, "in_reply_to": None,
-        "text": "Episode 1", "media": [{"path": "/m/e1.mp4", "alt_text": "narration"}],
-        "poll": None, "likes": 0, "created_at": T0.isoformat(),
+        "id": "1",
+        "author": "storybot",
+        "is_bot": True,
+        "in_reply_to": None,
+        "text": "Episode 1",
+        "media": [{"path": "/m/e1.mp4", "alt_text": "narration"}],
+        "poll": None,
+        "likes": 0,
+        "created_at": T0.isoformat(),
     }
     assert posts[1]["poll"] == {
         "options": [{"label": "Open the hatch", "votes": 1}, {"label": "Run", "votes": 0}],

@@ -200,7 +200,9 @@ def test_platform_errors_retry_the_post_later(
     app.runner.tick()
     with session_scope(app.factory) as session:
         row = session.scalars(select(Post)).one()
-        assert row.state is PostState.PENDING and row.last_error == "TransientError: 502 from upstream"
+        assert (
+            row.state is PostState.PENDING and row.last_error == "TransientError: 502 from upstream"
+        )
         assert row.next_attempt_at is not None and row.next_attempt_at > clock.now
     assert episodes(app)[0].state is EpisodeState.RENDERED
     clock.now += timedelta(minutes=1)
@@ -216,9 +218,15 @@ def test_leftover_community_idea_becomes_a_wildcard_option(
     local = app.local
     assert local is not None
     app.runner.tick()
-    for i, idea in enumerate(["The water supply is poisoned", "the water supply is poisoned!",
-                              "A second sun rises", "The android remembers its past",
-                              "A child draws a map of the tunnels"]):
+    for i, idea in enumerate(
+        [
+            "The water supply is poisoned",
+            "the water supply is poisoned!",
+            "A second sun rises",
+            "The android remembers its past",
+            "A child draws a map of the tunnels",
+        ]
+    ):
         local.act(LocalAction(f"fan{i}", reply=idea))
     app.runner.close_round_now()
     app.runner.tick()
@@ -227,6 +235,9 @@ def test_leftover_community_idea_becomes_a_wildcard_option(
     labels = [o["label"] for o in poll["options"]]  # type: ignore[index]
     woven = [i["text"] for i in episodes(app)[1].ideas]
     assert len(woven) == 2 and "The water supply is poisoned" in woven
-    community = [lab for lab in labels if lab in ("The android remembers its past",
-                                                  "A child draws a map of the tunnels")]
+    community = [
+        lab
+        for lab in labels
+        if lab in ("The android remembers its past", "A child draws a map of the tunnels")
+    ]
     assert len(community) == 1, labels

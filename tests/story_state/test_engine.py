@@ -47,10 +47,11 @@ def test_one_person_counts_once_per_cluster() -> None:
 
 
 def test_ties_are_broken_by_the_seed_and_reproducibly() -> None:
-    ideas = [SuggestionIn(i, f"p{i}", text) for i, text in
-             enumerate(["red door", "blue comet", "green wire", "black box"])]
-    orders = {tuple(c.key for c in cluster_suggestions(ideas, random.Random(s)))
-              for s in range(20)}
+    ideas = [
+        SuggestionIn(i, f"p{i}", text)
+        for i, text in enumerate(["red door", "blue comet", "green wire", "black box"])
+    ]
+    orders = {tuple(c.key for c in cluster_suggestions(ideas, random.Random(s))) for s in range(20)}
     assert len(orders) > 1  # the seed matters
     again = [c.key for c in cluster_suggestions(ideas, random.Random(3))]
     assert again == [c.key for c in cluster_suggestions(ideas, random.Random(3))]
@@ -72,11 +73,14 @@ def test_fit_label(text: str, limit: int, expected: str) -> None:
 
 
 def test_options_include_the_community_wildcard_and_fit() -> None:
-    top = Cluster("the mining crew starts a rebellion against the company", (1, 2), ("7", "8"),
-                  5, "")
+    top = Cluster(
+        "the mining crew starts a rebellion against the company", (1, 2), ("7", "8"), 5, ""
+    )
     specs = build_options(
         ["Open the hatch", "The signal repeats, closer", "Mutiny in the mess hall"],
-        [top], max_options=4, max_chars=25,
+        [top],
+        max_options=4,
+        max_chars=25,
     )
     assert [s.source for s in specs] == ["writer", "writer", "writer", "community"]
     assert specs[-1].authors == ("7", "8")
@@ -87,13 +91,17 @@ def test_options_include_the_community_wildcard_and_fit() -> None:
 def test_options_respect_the_strictest_count_and_skip_duplicates() -> None:
     specs = build_options(["A", "a", "B", "C"], [], max_options=2, max_chars=50)
     assert [s.label for s in specs] == ["A", "B"]
-    specs = build_options(["Same beat", "Other"], [], max_options=4, max_chars=50,
-                          current_beat="Same beat")
+    specs = build_options(
+        ["Same beat", "Other"], [], max_options=4, max_chars=50, current_beat="Same beat"
+    )
     assert [s.label for s in specs] == ["Other"]
 
 
-OPTS = [OptionSpec("a", "A", "writer"), OptionSpec("b", "B", "writer"),
-        OptionSpec("c", "C", "community", ("1",))]
+OPTS = [
+    OptionSpec("a", "A", "writer"),
+    OptionSpec("b", "B", "writer"),
+    OptionSpec("c", "C", "community", ("1",)),
+]
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,12 @@ from story_state.text import clean_text, compile_blocklist, reject_reason, short
 @pytest.mark.parametrize(
     ("raw", "is_html", "expected"),
     [
-        ('<p><span class="h-card"><a href="https://x.y/@bot">@<span>bot</span></a></span> '
-         "the miners rebel!</p>", True, "the miners rebel!"),
+        (
+            '<p><span class="h-card"><a href="https://x.y/@bot">@<span>bot</span></a></span> '
+            "the miners rebel!</p>",
+            True,
+            "the miners rebel!",
+        ),
         ("<p>line one<br>line two</p><script>alert(1)</script>", True, "line one line two"),
         ("@ana@example.social a stowaway https://spam.example #SciFi", False, "a stowaway SciFi"),
         ("ｆｕｌｌｗｉｄｔｈ", False, "fullwidth"),
@@ -62,4 +66,4 @@ def test_clean_text_is_bounded_and_plain(raw: str) -> None:
 @given(st.text(max_size=500))
 def test_html_input_never_leaks_markup(raw: str) -> None:
     out = clean_text(f"<p>{raw}</p><script>x()</script>", is_html=True)
-    assert "<script>" not in out and "x()" not in out or "x()" in raw
+    assert ("<script>" not in out and "x()" not in out) or "x()" in raw
