@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.app import App
+from story_state.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,10 @@ def start_server(app: App, timeout: float = 10.0) -> WebServer:
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"web server did not start on {web.host}:{web.port}")
+            raise ConfigError(
+                f"web.port: cannot serve on {web.host}:{web.port} "
+                "(is another program using that port?)"
+            )
         time.sleep(0.05)
     log.info("serving http://%s:%s/healthz", web.host, web.port)
     return WebServer(server, thread)

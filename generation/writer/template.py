@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
 
+from generation.clip.subtitles import split_lines
 from generation.writer import _banks as bank
 from generation.writer.base import PreviousEpisode, Script, WriteRequest
 
@@ -48,17 +49,6 @@ def as_clause(text: str, proper: frozenset[str]) -> str:
     first = text.split()[0].strip("\"'’,")
     keep = first in proper or (len(first) > 1 and first.isupper()) or first in ("I", "I'm")
     return text if keep else text[0].lower() + text[1:]
-
-
-def wrap(text: str, width: int = SUBTITLE_WIDTH) -> tuple[str, ...]:
-    """Split text into lines of at most ``width`` characters at word boundaries, in order."""
-    lines: list[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    return tuple(lines)
 
 
 def _digest(*parts: object) -> int:
@@ -228,7 +218,7 @@ class TemplateWriter:
         return Script(
             title=f"Episode {number}: {_title(beat, rng, request.is_final)}",
             narration=narration,
-            subtitles=wrap(narration),
+            subtitles=split_lines(narration, SUBTITLE_WIDTH),
             image_prompt=_image_prompt(clean(ctx.style, 120), beat, cast, rng),
             options=() if request.is_final else _options(request, names, obj, beat, previous, rng),
         )

@@ -182,3 +182,15 @@ def test_run_serves_healthz(tmp_path: Path, running: Callable[..., subprocess.Po
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
+
+
+def test_run_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        data = small_config(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}")
+        data["web"]["port"] = busy.getsockname()[1]
+        result = storybot(write_config(tmp_path, data), "run", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: web.port: cannot serve on")
+    assert "Traceback" not in result.stderr
