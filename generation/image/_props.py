@@ -177,7 +177,7 @@ def paint_figure(c: Canvas, profile: Arr | None) -> None:
     else:
         x = float(cands[0])
         foot = c.horizon + (c.h - c.horizon) * c.uniform(0.35, 0.7)
-        height = (foot - c.horizon) * c.uniform(0.45, 0.7)
+        height = min((foot - c.horizon) * c.uniform(0.45, 0.7), 0.16 * c.unit)
         away = math.copysign(height * 1.6, x - c.sun[0])
         shadow = [(x - height * 0.1, foot), (x + height * 0.1, foot)]
         shadow += [(x + away + height * 0.15, foot + height * 0.3)]

@@ -97,6 +97,7 @@ class ProceduralRenderer:
         try:
             with os.fdopen(fd, "wb") as fh:
                 Image.fromarray(pixels).save(fh, format="PNG", compress_level=self.compress_level)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a still is meant to be shared
             os.replace(tmp, out)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
