@@ -4,7 +4,6 @@
 #   docker run -d -p 8080:8080 -v storybot-data:/data storybot
 FROM python:3.11-slim
 
-ARG EXTRAS=postgres
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -28,8 +27,10 @@ COPY story_state ./story_state
 COPY generation ./generation
 COPY alembic ./alembic
 COPY alembic.ini ./
-# An empty EXTRAS installs the package alone. The in-tree build leftovers are dropped;
+# EXTRAS is declared here, not at the top, so another value reuses the apt layer above;
+# an empty EXTRAS installs the package alone. The in-tree build leftovers are dropped;
 # /app/alembic stays (STORYBOT_ALEMBIC_DIR) because migrations run from it.
+ARG EXTRAS=postgres
 RUN pip install ".${EXTRAS:+[${EXTRAS}]}" \
     && rm -rf build ./*.egg-info \
     && storybot --help >/dev/null

@@ -26,6 +26,9 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        # Migrations run on every start; their chatter only matters when debugging.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @contextmanager
