@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 CONFIG ?= config.toml
 TORCH_VERSION ?= 2.13.0
 # Debian packages the test suite uses: ffprobe checks clips, PostgreSQL is tested for real,
-# espeak-ng is the CLI voice path.
-APT_TEST := ffmpeg espeak-ng postgresql
+# espeak-ng is the CLI voice path, Chromium drives the page tests.
+APT_TEST := ffmpeg espeak-ng postgresql chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: run test check demo bench chaos venv venv-test apt-test clean help

@@ -134,6 +134,22 @@ def retry(ctx: click.Context) -> None:
         click.echo(app.runner.retry_held())
 
 
+@cli.command()
+@click.pass_context
+def pause(ctx: click.Context) -> None:
+    """Pause the story: nothing is written, rendered or posted until `resume`."""
+    with _app(ctx) as app:
+        click.echo(app.runner.set_paused(True))
+
+
+@cli.command()
+@click.pass_context
+def resume(ctx: click.Context) -> None:
+    """Resume a paused story."""
+    with _app(ctx) as app:
+        click.echo(app.runner.set_paused(False))
+
+
 @cli.group()
 def db() -> None:
     """The database schema."""

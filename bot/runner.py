@@ -125,6 +125,17 @@ class StoryRunner:
             episode.round.closes_at = min(episode.round.closes_at, now)
         return self.step(story_id).note
 
+    def set_paused(self, paused: bool) -> str:
+        """Pause (nothing advances; platforms keep taking replies and votes) or resume."""
+        story_id = self.ensure_story()
+        with session_scope(self.factory) as session:
+            story = session.get(Story, story_id)
+            assert story is not None
+            if story.status is StoryStatus.ENDED:
+                raise StateError(f"story {story.slug} has ended")
+            story.status = StoryStatus.PAUSED if paused else StoryStatus.ACTIVE
+            return f"story {story.slug} is {story.status}"
+
     def retry_held(self) -> str:
         """Send a held (FAILED) episode back to the step it failed in."""
         story_id = self.ensure_story()

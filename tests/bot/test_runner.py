@@ -241,3 +241,19 @@ def test_leftover_community_idea_becomes_a_wildcard_option(
         if lab in ("The android remembers its past", "A child draws a map of the tunnels")
     ]
     assert len(community) == 1, labels
+
+
+def test_pause_stops_every_step_until_resumed(
+    sqlite_url: str, make_app: MakeApp, clock: Clock
+) -> None:
+    app = make_app(sqlite_url)
+    assert app.runner.set_paused(True) == "story salt-flats is paused"
+    assert app.runner.tick() == []
+    assert episodes(app) == []
+    app.runner.set_paused(False)
+    app.runner.tick()
+    assert episodes(app)[0].state is EpisodeState.POLLING
+    app.runner.set_paused(True)
+    clock.now += timedelta(days=1)
+    assert app.runner.tick() == []
+    assert episodes(app)[0].state is EpisodeState.POLLING
