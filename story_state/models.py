@@ -66,19 +66,53 @@ class Story(Base):
     status: Mapped[StoryStatus] = mapped_column(_enum(StoryStatus, "story_status"))
     seed: Mapped[int] = mapped_column(Integer)
     episode_cap: Mapped[int] = mapped_column(Integer)
+    # The story so far in a few sentences, refreshed after every episode (the writer's memory).
+    summary: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     episodes: Mapped[list[Episode]] = relationship(
-        back_populates="story", order_by="Episode.number"
+        back_populates="story", order_by="(Episode.branch, Episode.number)"
     )
+    lore: Mapped[list[LoreEntry]] = relationship(back_populates="story", order_by="LoreEntry.id")
+
+
+class LoreEntry(Base):
+    """The story bible: characters, places and canon facts the writer must respect."""
+
+    __tablename__ = "lore_entries"
+    __table_args__ = (UniqueConstraint("story_id", "kind", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # "character" | "place" | "fact"
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    visual: Mapped[str] = mapped_column(Text, default="")  # how a character always looks
+    image_seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)  # triggers (besides name)
+    # Patterns a suggestion must not match without being flagged ("Mara is alive" …).
+    contradictions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16))  # "canon" | "proposed" | "rejected"
+    source_episode_id: Mapped[int | None] = mapped_column(
+        ForeignKey("episodes.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    story: Mapped[Story] = relationship(back_populates="lore")
 
 
 class Episode(Base):
     __tablename__ = "episodes"
-    __table_args__ = (UniqueConstraint("story_id", "number"),)
+    __table_args__ = (UniqueConstraint("story_id", "branch", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    # Episodes form a tree: the main line is branch "main"; a fork ("what if option B had
+    # won?") starts a new branch whose first episode's parent is the forked episode.
+    branch: Mapped[str] = mapped_column(String(64), default="main")
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("episodes.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     number: Mapped[int] = mapped_column(Integer)
     state: Mapped[EpisodeState] = mapped_column(_enum(EpisodeState, "episode_state"))
     failed_from: Mapped[EpisodeState | None] = mapped_column(
@@ -107,6 +141,7 @@ class Episode(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     story: Mapped[Story] = relationship(back_populates="episodes")
+    parent: Mapped[Episode | None] = relationship(remote_side=[id])
     round: Mapped[Round | None] = relationship(back_populates="episode", uselist=False)
     credits: Mapped[list[Credit]] = relationship(
         back_populates="episode", order_by="Credit.position"
@@ -197,7 +232,11 @@ class Suggestion(Base):
     likes: Mapped[int] = mapped_column(Integer, default=0)
     boosts: Mapped[int] = mapped_column(Integer, default=0)
     accepted: Mapped[bool] = mapped_column(default=True)
+    # Approval mode: held (not accepted) until the operator approves or rejects it.
+    pending: Mapped[bool] = mapped_column(default=False)
     reject_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Set when the idea contradicts canon; the idea is held for the operator, not used.
+    flag: Mapped[str | None] = mapped_column(String(200), nullable=True)
     posted_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     round: Mapped[Round] = relationship(back_populates="suggestions")
