@@ -3,62 +3,23 @@
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from story_state.cluster import STOPWORDS, group_texts
 from story_state.text import shorten
 
-_WORD = re.compile(r"[a-z0-9']+")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "with",
-        "into",
-        "onto",
-        "from",
-        "by",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "it",
-        "its",
-        "they",
-        "them",
-        "their",
-        "then",
-        "that",
-        "this",
-        "these",
-        "those",
-        "some",
-        "just",
-        "so",
-        "very",
-    ]
-)
+_STOP = STOPWORDS
 
 
 @dataclass(frozen=True)
 class SuggestionIn:
     id: int
-    author: str  # one key per person per platform, e.g. "mastodon:@ana@example.social"
+    author: str  # one key per person, e.g. a contributor id
     text: str
     likes: int = 0
     boosts: int = 0
+    platform: str = "local"
 
 
 @dataclass(frozen=True)
@@ -66,7 +27,7 @@ class Cluster:
     key: str  # the representative text
     suggestion_ids: tuple[int, ...]
     authors: tuple[str, ...]
-    support: int
+    support: float
     why: str
 
 
@@ -74,7 +35,7 @@ class Cluster:
 class OptionSpec:
     label: str  # as the poll shows it
     beat: str  # what the episode will tell if it wins
-    source: str  # "writer" | "community"
+    source: str  # "writer" | "community" | "ending"
     authors: tuple[str, ...] = ()
 
 
@@ -86,49 +47,50 @@ class Decision:
     per_platform: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
-def _tokens(text: str) -> frozenset[str]:
-    words = _WORD.findall(text.lower())
-    return frozenset(w for w in words if w not in _STOP) or frozenset(words)
+def _engagement_scale(suggestions: Sequence[SuggestionIn]) -> dict[str, float]:
+    """Per platform, one like is worth 1 / (mean likes + boosts per reply there), at most 1.
 
-
-def _similar(a: frozenset[str], b: frozenset[str], threshold: float) -> bool:
-    if not a or not b:
-        return False
-    return len(a & b) / len(a | b) >= threshold
+    A busy instance where every reply gets ten likes must not drown a quiet one.
+    """
+    totals: dict[str, list[int]] = {}
+    for s in suggestions:
+        totals.setdefault(s.platform, []).append(s.likes + s.boosts)
+    return {p: 1.0 / max(1.0, sum(v) / len(v)) for p, v in totals.items()}
 
 
 def cluster_suggestions(
     suggestions: Sequence[SuggestionIn], rng: random.Random, threshold: float = 0.5
 ) -> list[Cluster]:
-    """Merge near-duplicate ideas, count each person once per cluster, rank by support.
+    """Merge near-duplicate ideas and rank the clusters by support.
 
-    Support = distinct authors + likes + boosts. Ties are broken by the seeded ``rng``.
+    Support = distinct authors + likes and boosts (normalised per platform). The caller
+    passes one suggestion per person (their best-supported); a person in several clusters
+    counts once in each. Ties are broken by the seeded ``rng``; ``why`` records the sums.
     """
-    groups: list[tuple[frozenset[str], list[SuggestionIn]]] = []
-    for s in suggestions:
-        tokens = _tokens(s.text)
-        for seen, members in groups:
-            if _similar(tokens, seen, threshold):
-                members.append(s)
-                break
-        else:
-            groups.append((tokens, [s]))
+    scale = _engagement_scale(suggestions)
     clusters = []
-    for _, members in groups:
+    for group in group_texts([s.text for s in suggestions], threshold):
+        members = [suggestions[i] for i in group.members]
         authors = tuple(dict.fromkeys(m.author for m in members))
-        likes = sum(m.likes + m.boosts for m in members)
+        raw = sum(m.likes + m.boosts for m in members)
+        engagement = sum((m.likes + m.boosts) * scale[m.platform] for m in members)
         best = max(members, key=lambda m: (m.likes + m.boosts, -m.id))
+        support = round(len(authors) + engagement, 3)
         clusters.append(
             Cluster(
                 key=best.text,
                 suggestion_ids=tuple(m.id for m in members),
                 authors=authors,
-                support=len(authors) + likes,
-                why=f"{len(authors)} author(s) + {likes} like(s)/boost(s)",
+                support=support,
+                why=(
+                    f"{len(authors)} people + {raw} likes/boosts "
+                    f"(worth {engagement:.2f} after per-platform scaling) = {support:g}"
+                ),
             )
         )
-    tiebreak = {c.key: rng.random() for c in clusters}
-    return sorted(clusters, key=lambda c: (-c.support, tiebreak[c.key]))
+    tiebreak = [rng.random() for _ in clusters]
+    order = sorted(range(len(clusters)), key=lambda i: (-clusters[i].support, tiebreak[i]))
+    return [clusters[i] for i in order]
 
 
 def fit_label(text: str, max_chars: int) -> str:
