@@ -102,7 +102,8 @@ def to_ass(cues: Sequence[Cue], width: int, height: int) -> str:
     outline = max(1.0, round(size * 0.09, 1))
     shadow = max(0.5, round(size * 0.05, 1))
     margin_h = max(8, round(width * 0.06))
-    margin_v = max(6, round(height * 0.06))
+    # Vertical players (Reels, Shorts) cover the bottom strip with captions and buttons.
+    margin_v = max(6, round(height * (0.14 if height > width else 0.06)))
     # Colours are &HAABBGGRR: text (255, 238, 176), outline near-black, shadow half-transparent.
     style = (
         f"Style: Default,{FONT},{size},&H00B0EEFF,&H000000FF,&H00140C08,&H80000000,"

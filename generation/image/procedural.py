@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -13,6 +11,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from generation.files import atomic_output
 from generation.image._ground import paint_cave, paint_far, paint_near
 from generation.image._paint import PALETTES, Arr, Canvas, resize
 from generation.image._props import paint_city, paint_figure, paint_ship, paint_station
@@ -92,16 +91,8 @@ class ProceduralRenderer:
                     f"procedural image {name} must be {MIN_SIDE}..{MAX_SIDE} px, got {side}"
                 )
         pixels = paint(request)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                Image.fromarray(pixels).save(fh, format="PNG", compress_level=self.compress_level)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a still is meant to be shared
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(out) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG", compress_level=self.compress_level)
         return out
 
 

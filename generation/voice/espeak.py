@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import array
 import ctypes
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from generation.files import atomic_output
 from generation.voice.base import Speech
 from story_state.errors import BackendUnavailable, GenerationError
 
@@ -93,13 +92,9 @@ class _Library:
         lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int]
-        lib.espeak_Synth.argtypes += [
-            ctypes.c_uint,
-            ctypes.c_uint,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-        ]
+        uint, ptr = ctypes.c_uint, ctypes.c_void_p
+        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, uint, ctypes.c_int]
+        lib.espeak_Synth.argtypes += [uint, uint, ptr, ptr]
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_DONT_EXIT)
         if rate <= 0:
             raise BackendUnavailable(f"libespeak-ng failed to initialise ({rate}): {_FIX}")
@@ -155,16 +150,9 @@ class EspeakVoice:
         if not clean:
             raise GenerationError("cannot synthesise empty narration")
         writer = self._pick()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".wav", dir=out.parent)
-        os.close(fd)
-        tmp = Path(name)
-        try:
+        with atomic_output(out) as tmp:
             writer(clean, tmp)
             duration = wav_duration(tmp)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
         return Speech(path=out, duration_s=duration)
 
     def _pick(self) -> Callable[[str, Path], None]:

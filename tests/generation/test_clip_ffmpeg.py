@@ -143,8 +143,8 @@ def test_the_camera_moves_smoothly(still: Path, speech: Speech, tmp_path: Path) 
     start, end = _frame(clip, 0.0, 320, 180), _frame(clip, total - 0.1, 320, 180)
     a, b = _frame(clip, 1.0, 320, 180), _frame(clip, 1.0 + 1 / 24, 320, 180)
     journey, step = np.abs(end - start).mean(), np.abs(b - a).mean()
-    assert journey > 3.0  # it moved over the clip...
-    assert step < journey / 8  # ...in small steps, not jumps
+    assert journey > 1.5  # it moved over the clip...
+    assert step < journey / 6  # ...in small steps, not jumps
 
 
 def test_subtitles_are_burned_in_and_hostile_text_stays_at_the_bottom(

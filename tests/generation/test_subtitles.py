@@ -106,12 +106,15 @@ def test_ass_document_has_style_sized_to_the_frame() -> None:
         "Dialogue: 0,0:00:02.25,0:01:01.50,Default,,0,0,0,,Second, longer line.",
     ]
 
-    def size(d: str) -> int:
-        style = next(line for line in d.splitlines() if line.startswith("Style:"))
-        return int(style.split(",")[2])
+    def style(d: str, field: int) -> int:
+        line = next(line for line in d.splitlines() if line.startswith("Style:"))
+        return int(line.split(",")[field])
 
-    assert size(to_ass(cues, 640, 360)) * 2 == pytest.approx(size(doc), abs=1)
-    assert size(to_ass(cues, 720, 1280)) == size(doc)  # vertical: sized by the short side
+    size, margin_v = 2, 21
+    assert style(to_ass(cues, 640, 360), size) * 2 == pytest.approx(style(doc, size), abs=1)
+    vertical = to_ass(cues, 720, 1280)
+    assert style(vertical, size) == style(doc, size)  # sized by the short side
+    assert style(vertical, margin_v) > 2 * style(doc, margin_v)  # above the players' buttons
 
 
 def test_hostile_text_cannot_add_tags_breaks_or_events() -> None:
