@@ -27,6 +27,10 @@ class StorySettings(_Section):
     seed: int = 1
     poll_question: Annotated[str, Field(min_length=1, max_length=200)] = "What happens next?"
     target_seconds: Annotated[float, Field(ge=5, le=120)] = 20.0
+    # Offer "end the story here" in the poll once this few episodes remain before the cap.
+    offer_ending_within: Annotated[int, Field(ge=0, le=50)] = 2
+    # Lore the writer introduces: "auto" makes it canon, "review" queues it for the operator.
+    lore_updates: Literal["auto", "review"] = "auto"
 
 
 class DatabaseSettings(_Section):
@@ -103,6 +107,9 @@ class GenerationSettings(_Section):
 class ModerationSettings(_Section):
     blocklist_file: Path | None = None
     max_length: Annotated[int, Field(ge=20, le=5000)] = 400
+    blocked_accounts: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
+    approval_mode: bool = False
 
 
 class WebSettings(_Section):

@@ -1,8 +1,9 @@
-"""Replies in, suggestions stored (accepted or rejected with a reason), clusters out."""
+"""Replies in, suggestions stored (accepted, held or rejected with a reason), clusters out."""
 
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -16,8 +17,11 @@ from bot.platforms.base import Reply
 from generation.pipeline import derive_seed
 from story_state import engine
 from story_state.errors import ConfigError
-from story_state.models import Contributor, Episode, Round, Suggestion
-from story_state.text import clean_text, compile_blocklist, reject_reason
+from story_state.models import Contributor, Episode, LoreEntry, Round, Suggestion
+from story_state.moderation import CanonRule, Rules, moderate, normalise_handle
+from story_state.text import compile_blocklist
+
+HTML_PLATFORMS = frozenset({"mastodon"})
 
 
 @lru_cache(maxsize=8)
@@ -26,14 +30,30 @@ def _blocklist(path: Path | None, mtime: float) -> tuple[Pattern[str], ...]:
         return ()
     try:
         return compile_blocklist(path.read_text(encoding="utf-8").splitlines())
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"moderation.blocklist_file: cannot read {path}: {exc}") from None
+    except re.error as exc:
+        raise ConfigError(f"moderation.blocklist_file: bad pattern in {path}: {exc}") from None
 
 
-def blocklist(settings: ModerationSettings) -> tuple[Pattern[str], ...]:
+def rules_for(session: Session, story_id: int, settings: ModerationSettings) -> Rules:
     path = settings.blocklist_file
     mtime = path.stat().st_mtime if path is not None and path.exists() else 0.0
-    return _blocklist(path, mtime)
+    canon = []
+    for entry in session.scalars(
+        select(LoreEntry).where(LoreEntry.story_id == story_id, LoreEntry.status == "canon")
+    ):
+        patterns = tuple(re.compile(p, re.IGNORECASE) for p in entry.contradictions)
+        if patterns:
+            canon.append(CanonRule(entry.name, patterns))
+    return Rules(
+        blocklist=_blocklist(path, mtime),
+        blocked_accounts=frozenset(normalise_handle(h) for h in settings.blocked_accounts),
+        blocked_domains=frozenset(d.lower().lstrip("@.") for d in settings.blocked_domains),
+        max_length=settings.max_length,
+        approval_mode=settings.approval_mode,
+        canon=tuple(canon),
+    )
 
 
 def contributor(session: Session, platform: str, handle: str, name: str) -> Contributor:
@@ -47,6 +67,22 @@ def contributor(session: Session, platform: str, handle: str, name: str) -> Cont
     return found
 
 
+def _judge(suggestion: Suggestion, person: Contributor, rules: Rules) -> None:
+    verdict = moderate(
+        suggestion.raw_text,
+        person.handle,
+        rules,
+        is_html=suggestion.platform in HTML_PLATFORMS,
+    )
+    suggestion.text = verdict.text
+    suggestion.accepted = verdict.accepted
+    suggestion.pending = verdict.pending
+    suggestion.reject_reason = "blocked account" if person.blocked else verdict.reason
+    if person.blocked:
+        suggestion.accepted = suggestion.pending = False
+    suggestion.flag = verdict.flag
+
+
 def harvest(
     session: Session,
     episode_id: int,
@@ -54,11 +90,15 @@ def harvest(
     settings: ModerationSettings,
     now: datetime,
 ) -> int:
-    """Store new replies as suggestions of the episode's round; refresh likes on old ones."""
+    """Store new replies as suggestions of the episode's round.
+
+    Known replies get their likes refreshed; an edited reply is judged again (an operator's
+    decision on it is kept unless the text changed).
+    """
     episode = session.get(Episode, episode_id)
     if episode is None or episode.round is None:
         return 0
-    patterns = blocklist(settings)
+    rules = rules_for(session, episode.story_id, settings)
     added = 0
     for reply in replies:
         existing = session.scalars(
@@ -68,32 +108,24 @@ def harvest(
         ).first()
         if existing is not None:
             existing.likes, existing.boosts = reply.likes, reply.boosts
+            if existing.raw_text != reply.text:
+                existing.raw_text = reply.text
+                _judge(existing, existing.contributor, rules)
             continue
         person = contributor(session, reply.platform, reply.author_handle, reply.author_name)
-        is_html = reply.platform == "mastodon"
-        cleaned = clean_text(reply.text, is_html=is_html, max_length=settings.max_length)
-        reason = (
-            "blocked account"
-            if person.blocked
-            else reject_reason(
-                reply.text, cleaned, blocklist=patterns, max_length=settings.max_length
-            )
+        suggestion = Suggestion(
+            round_id=episode.round.id,
+            contributor_id=person.id,
+            platform=reply.platform,
+            remote_id=reply.remote_id,
+            raw_text=reply.text,
+            text="",
+            likes=reply.likes,
+            boosts=reply.boosts,
+            posted_at=reply.posted_at,
         )
-        session.add(
-            Suggestion(
-                round_id=episode.round.id,
-                contributor_id=person.id,
-                platform=reply.platform,
-                remote_id=reply.remote_id,
-                raw_text=reply.text,
-                text=cleaned,
-                likes=reply.likes,
-                boosts=reply.boosts,
-                accepted=reason is None,
-                reject_reason=reason,
-                posted_at=reply.posted_at,
-            )
-        )
+        _judge(suggestion, person, rules)
+        session.add(suggestion)
         added += 1
     session.flush()
     return added
@@ -110,7 +142,7 @@ def round_clusters(session: Session, rnd: Round, seed: int) -> list[engine.Clust
         if held is None or (s.likes + s.boosts, -s.id) > (held.likes + held.boosts, -held.id):
             best[s.contributor_id] = s
     ideas = [
-        engine.SuggestionIn(s.id, str(s.contributor_id), s.text, s.likes, s.boosts)
+        engine.SuggestionIn(s.id, str(s.contributor_id), s.text, s.likes, s.boosts, s.platform)
         for s in sorted(best.values(), key=lambda s: s.id)
     ]
     return engine.cluster_suggestions(ideas, random.Random(derive_seed(seed, "rank", rnd.id)))
@@ -118,7 +150,7 @@ def round_clusters(session: Session, rnd: Round, seed: int) -> list[engine.Clust
 
 def leftover_clusters(episode: Episode) -> list[engine.Cluster]:
     """Popular ideas of the round before ``episode`` that were not woven into it."""
-    previous = next((e for e in episode.story.episodes if e.number == episode.number - 1), None)
+    previous = episode.parent
     if previous is None or previous.round is None or not previous.round.decision:
         return []
     decision = previous.round.decision
@@ -128,7 +160,7 @@ def leftover_clusters(episode: Episode) -> list[engine.Cluster]:
             key=c["key"],
             suggestion_ids=(),
             authors=tuple(c["authors"]),
-            support=int(c["support"]),
+            support=float(c["support"]),
             why=c["why"],
         )
         for c in decision.get("clusters", ())

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import rounds
 from bot.captions import alt_text, clip_caption, poll_caption
 from bot.config import Config
-from bot.harvest import harvest, leftover_clusters, round_clusters
+from bot.harvest import harvest
 from bot.outbox import Outbox, ensure_rows, idempotency_key
 from bot.platforms.base import Limits, Media, OutgoingPost, Platform, Poll, PostRef
 from bot.platforms.base import PollTally as TallyIn
 from generation.pipeline import Generators, RenderJob, derive_seed, render_episode
 from generation.writer.base import Idea, PreviousEpisode, StoryContext, WriteRequest
-from story_state import engine
 from story_state.db import session_scope
 from story_state.errors import GenerationError, PlatformError, StateError, StorybotError
 from story_state.lifecycle import (
@@ -31,18 +30,11 @@ from story_state.lifecycle import (
     StoryStatus,
     check_transition,
 )
-from story_state.models import (
-    Contributor,
-    Credit,
-    Episode,
-    PollOption,
-    PollTally,
-    Post,
-    Round,
-    Story,
-)
+from story_state.memory import image_prompt_with_cast, in_shot, relevant
+from story_state.models import Credit, Episode, Post, Round, Story
 
 log = logging.getLogger(__name__)
+MAIN = "main"
 
 
 @dataclass(frozen=True)
@@ -53,12 +45,24 @@ class StepResult:
 
 def move(episode: Episode, target: EpisodeState) -> None:
     check_transition(episode.state, target, episode.failed_from)
-    log.info("episode %s: %s → %s", episode.number, episode.state, target)
+    log.info("episode %s%s: %s → %s", episode.number, _tag(episode), episode.state, target)
     episode.state = target
     episode.failed_from = None
     episode.failure_reason = None
     episode.attempts = 0
     episode.next_attempt_at = None
+
+
+def _tag(episode: Episode) -> str:
+    return "" if episode.branch == MAIN else f" [{episode.branch}]"
+
+
+def path_to(episode: Episode) -> list[Episode]:
+    """The episodes from the first to ``episode`` along its branch's ancestry."""
+    chain = [episode]
+    while chain[-1].parent is not None:
+        chain.append(chain[-1].parent)
+    return chain[::-1]
 
 
 class StoryRunner:
@@ -95,6 +99,7 @@ class StoryRunner:
                     status=StoryStatus.ACTIVE,
                     seed=story_cfg.seed,
                     episode_cap=story_cfg.episode_cap,
+                    summary="",
                     created_at=self.clock(),
                 )
                 session.add(story)
@@ -102,7 +107,7 @@ class StoryRunner:
             return story.id
 
     def tick(self, stop: threading.Event | None = None, max_steps: int = 100) -> list[str]:
-        """Do everything that is due now; returns a line per step taken."""
+        """Do everything that is due now on every branch; returns a line per step taken."""
         story_id = self.ensure_story()
         notes = []
         for _ in range(max_steps):
@@ -114,16 +119,32 @@ class StoryRunner:
             notes.append(result.note)
         return notes
 
-    def close_round_now(self) -> str:
-        """Make the open round due now and close it."""
+    def _head(self, session: Session, story_id: int, branch: str) -> Episode | None:
+        return session.scalars(
+            select(Episode)
+            .where(Episode.story_id == story_id, Episode.branch == branch)
+            .order_by(Episode.number.desc())
+        ).first()
+
+    def branches(self, session: Session, story_id: int) -> list[str]:
+        names = session.scalars(
+            select(Episode.branch)
+            .where(Episode.story_id == story_id)
+            .group_by(Episode.branch)
+            .order_by(func.min(Episode.id))
+        ).all()
+        return list(names) or [MAIN]
+
+    def close_round_now(self, branch: str = MAIN) -> str:
+        """Make the branch's open round due now and close it."""
         story_id = self.ensure_story()
-        now = self.clock()
         with session_scope(self.factory) as session:
-            episode = self._latest(session, story_id)
+            episode = self._head(session, story_id, branch)
             if episode is None or episode.state is not EpisodeState.POLLING or not episode.round:
-                raise StateError("there is no open round to close")
-            episode.round.closes_at = min(episode.round.closes_at, now)
-        return self.step(story_id).note
+                raise StateError(f"there is no open round to close on branch {branch!r}")
+            episode.round.closes_at = min(episode.round.closes_at, self.clock())
+            episode_id = episode.id
+        return self._advance(episode_id, self.clock()).note
 
     def set_paused(self, paused: bool) -> str:
         """Pause (nothing advances; platforms keep taking replies and votes) or resume."""
@@ -136,13 +157,13 @@ class StoryRunner:
             story.status = StoryStatus.PAUSED if paused else StoryStatus.ACTIVE
             return f"story {story.slug} is {story.status}"
 
-    def retry_held(self) -> str:
+    def retry_held(self, branch: str = MAIN) -> str:
         """Send a held (FAILED) episode back to the step it failed in."""
         story_id = self.ensure_story()
         with session_scope(self.factory) as session:
-            episode = self._latest(session, story_id)
+            episode = self._head(session, story_id, branch)
             if episode is None or episode.state is not EpisodeState.FAILED:
-                raise StateError("no episode is held")
+                raise StateError(f"no episode is held on branch {branch!r}")
             target = episode.failed_from
             if target is None:
                 raise StateError(f"episode {episode.number} is held but its step is unknown")
@@ -153,26 +174,53 @@ class StoryRunner:
                     post.state, post.attempts, post.next_attempt_at = PostState.PENDING, 0, None
             return f"episode {episode.number} goes back to {target} (was held: {reason})"
 
+    def fork(self, number: int, option: int, branch: str) -> str:
+        """ "What if option ``option`` had won after episode ``number``?" as a new branch."""
+        story_id = self.ensure_story()
+        if not branch or branch == MAIN or len(branch) > 64 or not branch.isascii():
+            raise StateError("a branch needs a short ASCII name other than 'main'")
+        with session_scope(self.factory) as session:
+            source = session.scalars(
+                select(Episode).where(
+                    Episode.story_id == story_id, Episode.number == number, Episode.branch == MAIN
+                )
+            ).first()
+            if source is None:
+                raise StateError(f"there is no episode {number} on the main line")
+            child = rounds.fork(session, source, option, branch, self.clock())
+            return f"branch {branch!r} starts at episode {child.number}: {child.beat}"
+
     # -- the state machine ----------------------------------------------------------------
 
-    def _latest(self, session: Session, story_id: int) -> Episode | None:
-        return session.scalars(
-            select(Episode).where(Episode.story_id == story_id).order_by(Episode.number.desc())
-        ).first()
-
     def step(self, story_id: int) -> StepResult:
+        """One step on the first branch that has something due."""
         now = self.clock()
         with session_scope(self.factory) as session:
             story = session.get(Story, story_id)
             if story is None or story.status is not StoryStatus.ACTIVE:
                 return StepResult(False, "story is not active")
-            episode = self._latest(session, story_id)
-            if episode is None:
+            if self._head(session, story_id, MAIN) is None:
                 self._plan_first(session, story)
                 return StepResult(True, "planned episode 1")
-            if episode.next_attempt_at is not None and episode.next_attempt_at > now:
-                return StepResult(False, f"episode {episode.number} waits for a retry")
-            state, episode_id = episode.state, episode.id
+            heads = [self._head(session, story_id, b) for b in self.branches(session, story_id)]
+            due = [
+                h.id
+                for h in heads
+                if h is not None and (h.next_attempt_at is None or h.next_attempt_at <= now)
+            ]
+        notes = []
+        for episode_id in due:
+            result = self._advance(episode_id, now)
+            if result.progressed:
+                return result
+            notes.append(result.note)
+        return StepResult(False, "; ".join(notes) or "nothing due")
+
+    def _advance(self, episode_id: int, now: datetime) -> StepResult:
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            state = episode.state
         handler = {
             EpisodeState.PLANNED: self._write,
             EpisodeState.WRITTEN: self._render,
@@ -209,6 +257,7 @@ class StoryRunner:
         session.add(
             Episode(
                 story_id=story.id,
+                branch=MAIN,
                 number=1,
                 state=EpisodeState.PLANNED,
                 beat=story.premise,
@@ -224,16 +273,26 @@ class StoryRunner:
         with session_scope(self.factory) as session:
             episode = session.get(Episode, episode_id)
             assert episode is not None
+            story = episode.story
+            earlier = path_to(episode)[:-1]
             previous = tuple(
-                PreviousEpisode(e.number, e.title or "", e.beat, e.narration or "")
-                for e in episode.story.episodes
-                if e.number < episode.number
+                PreviousEpisode(e.number, e.title or "", e.beat, e.narration or "") for e in earlier
+            )
+            ideas = tuple(Idea(i["text"], tuple(i.get("authors", ()))) for i in episode.ideas)
+            lore = relevant(
+                rounds.lore_of(session, story.id),
+                episode.beat,
+                *(i.text for i in ideas),
+                *(p.narration for p in previous[-1:]),
+            )
+            context = StoryContext(
+                cfg.title, cfg.premise, cfg.style, cfg.language, previous, story.summary, lore
             )
             request = WriteRequest(
-                context=StoryContext(cfg.title, cfg.premise, cfg.style, cfg.language, previous),
+                context=context,
                 number=episode.number,
                 beat=episode.beat,
-                ideas=tuple(Idea(i["text"], tuple(i.get("authors", ()))) for i in episode.ideas),
+                ideas=ideas,
                 seed=episode.seed,
                 is_final=episode.is_final,
                 max_options=self.limits().max_poll_options,
@@ -247,23 +306,35 @@ class StoryRunner:
             episode.subtitles = list(script.subtitles)
             episode.image_prompt = script.image_prompt
             episode.next_options = list(script.options)
+            rounds.remember(session, episode, script, review=cfg.lore_updates == "review")
             move(episode, EpisodeState.WRITTEN)
-            return StepResult(True, f"wrote episode {episode.number}: {script.title}")
+            return StepResult(
+                True, f"wrote episode {episode.number}{_tag(episode)}: {script.title}"
+            )
 
     def _episode_dir(self, episode: Episode) -> Path:
-        return self.media_root / episode.story.slug / f"episode-{episode.number:03d}"
+        base = self.media_root / episode.story.slug
+        if episode.branch != MAIN:
+            base = base / episode.branch
+        return base / f"episode-{episode.number:03d}"
 
     def _render(self, episode_id: int, now: datetime) -> StepResult:
         clip_cfg = self.config.generation.clip
         with session_scope(self.factory) as session:
             episode = session.get(Episode, episode_id)
             assert episode is not None
+            prompt = episode.image_prompt or ""
+            cast = in_shot(
+                rounds.lore_of(session, episode.story_id), prompt, episode.narration or ""
+            )
+            # The lead character's fixed seed keeps them looking alike from shot to shot.
+            seed = cast[0].image_seed if cast and cast[0].image_seed is not None else episode.seed
             job = RenderJob(
                 narration=episode.narration or "",
                 subtitles=tuple(episode.subtitles or ()),
-                image_prompt=episode.image_prompt or "",
+                image_prompt=image_prompt_with_cast(prompt, cast),
                 style=self.config.story.style,
-                seed=episode.seed,
+                seed=seed,
                 width=clip_cfg.width,
                 height=clip_cfg.height,
                 fps=clip_cfg.fps,
@@ -284,7 +355,8 @@ class StoryRunner:
             episode.duration_s = result.duration_s
             move(episode, EpisodeState.RENDERED)
             return StepResult(
-                True, f"rendered episode {episode.number} ({result.duration_s:.1f} s)"
+                True,
+                f"rendered episode {episode.number}{_tag(episode)} ({result.duration_s:.1f} s)",
             )
 
     def limits(self) -> Limits:
@@ -299,6 +371,12 @@ class StoryRunner:
             accepts_video=all(lim.accepts_video for lim in all_limits),
         )
 
+    def _key(self, episode: Episode, kind: str, platform: str) -> str:
+        slug = episode.story.slug
+        if episode.branch != MAIN:
+            slug = f"{slug}@{episode.branch}"
+        return idempotency_key(slug, episode.number, kind, platform)
+
     def _sent_ref(self, session: Session, episode_id: int, kind: str, platform: str) -> str | None:
         return session.scalars(
             select(Post.remote_id).where(
@@ -310,28 +388,28 @@ class StoryRunner:
         ).first()
 
     def _publish_clip(self, episode_id: int, now: datetime) -> StepResult:
+        limits = self.limits()
         with session_scope(self.factory) as session:
             episode = session.get(Episode, episode_id)
             assert episode is not None
-            story = episode.story
-            keys = {
-                name: idempotency_key(story.slug, episode.number, "clip", name)
-                for name in self.platforms
-            }
-            rows = ensure_rows(session, episode.id, "clip", keys)
-            post_ids = [r.id for r in rows]
-            previous = next((e for e in story.episodes if e.number == episode.number - 1), None)
+            keys = {name: self._key(episode, "clip", name) for name in self.platforms}
+            post_ids = [r.id for r in ensure_rows(session, episode.id, "clip", keys)]
+            parent = episode.parent
+            # A fork starts its own thread; otherwise the clip answers the previous poll.
+            threaded = parent is not None and parent.branch == episode.branch
             parents = {
-                name: self._sent_ref(session, previous.id, "poll", name) if previous else None
+                name: self._sent_ref(session, parent.id, "poll", name)
+                if parent is not None and threaded
+                else None
                 for name in self.platforms
             }
-            credits = [c.contributor.display_name for c in episode.credits]
-            caption = clip_caption(episode, credits, self.limits().max_post_chars)
+            credits = self._credits(session, episode)
+            caption = clip_caption(episode, credits, limits.max_post_chars)
             media = Media(
                 self.media_root / (episode.video_path or ""),
                 alt_text(episode.narration or "", credits),
             )
-            number = episode.number
+            label = f"{episode.number}{_tag(episode)}"
 
         def build(row: Post) -> OutgoingPost:
             return OutgoingPost(
@@ -347,7 +425,17 @@ class StoryRunner:
             episode = session.get(Episode, episode_id)
             assert episode is not None
             move(episode, EpisodeState.PUBLISHED)
-        return StepResult(True, f"posted episode {number}")
+        return StepResult(True, f"posted episode {label}")
+
+    def _credits(self, session: Session, episode: Episode) -> list[str]:
+        """This episode's contributors; the final episode thanks everyone on its path."""
+        if not episode.is_final:
+            return [c.contributor.display_name for c in episode.credits]
+        ids = [e.id for e in path_to(episode)]
+        rows = session.scalars(
+            select(Credit).where(Credit.episode_id.in_(ids)).order_by(Credit.id)
+        ).all()
+        return list(dict.fromkeys(c.contributor.display_name for c in rows))
 
     def _outbox_stalled(self, episode_id: int, post_ids: list[int], now: datetime) -> StepResult:
         with session_scope(self.factory) as session:
@@ -374,8 +462,11 @@ class StoryRunner:
             assert episode is not None
             if episode.is_final:
                 move(episode, EpisodeState.ENDED)
-                episode.story.status = StoryStatus.ENDED
-                return StepResult(True, f"episode {episode.number} was the last: story ended")
+                story = episode.story
+                heads = [self._head(session, story.id, b) for b in self.branches(session, story.id)]
+                if all(h is not None and h.state is EpisodeState.ENDED for h in heads):
+                    story.status = StoryStatus.ENDED
+                return StepResult(True, f"episode {episode.number}{_tag(episode)} was the last")
             rnd = episode.round
             if rnd is None:
                 minutes = max(
@@ -389,39 +480,18 @@ class StoryRunner:
                     closes_at=now + timedelta(minutes=minutes),
                 )
                 session.add(rnd)
-                leftovers = leftover_clusters(episode)
-                specs = engine.build_options(
-                    episode.next_options or [],
-                    leftovers,
-                    max_options=limits.max_poll_options,
-                    max_chars=limits.max_option_chars,
-                    current_beat=episode.beat,
-                )
                 session.flush()
-                for position, spec in enumerate(specs, start=1):
-                    session.add(
-                        PollOption(
-                            round_id=rnd.id,
-                            position=position,
-                            label=spec.label,
-                            beat=spec.beat,
-                            source=spec.source,
-                            contributor_ids=[int(a) for a in spec.authors],
-                        )
-                    )
+                rounds.add_options(session, episode, rnd, limits, self.config)
                 session.flush()
                 session.refresh(rnd)
-            keys = {
-                name: idempotency_key(episode.story.slug, episode.number, "poll", name)
-                for name in self.platforms
-            }
+            keys = {name: self._key(episode, "poll", name) for name in self.platforms}
             post_ids = [r.id for r in ensure_rows(session, episode.id, "poll", keys)]
             parents = {
                 name: self._sent_ref(session, episode.id, "clip", name) for name in self.platforms
             }
             poll = Poll(tuple(o.label for o in rnd.options), rnd.closes_at)
             text = poll_caption(self.config.story.poll_question, rnd.options, limits.max_post_chars)
-            number = episode.number
+            label = f"{episode.number}{_tag(episode)}"
 
         def build(row: Post) -> OutgoingPost:
             return OutgoingPost(row.idempotency_key, text, parents.get(row.platform), poll=poll)
@@ -432,7 +502,7 @@ class StoryRunner:
             episode = session.get(Episode, episode_id)
             assert episode is not None
             move(episode, EpisodeState.POLLING)
-        return StepResult(True, f"opened the round after episode {number}")
+        return StepResult(True, f"opened the round after episode {label}")
 
     def _poll(self, episode_id: int, now: datetime) -> StepResult:
         with session_scope(self.factory) as session:
@@ -459,87 +529,7 @@ class StoryRunner:
             if platform.limits().can_read and len(refs[name]) == 2:
                 tallies[name] = platform.fetch_tally(refs[name][1])
         with session_scope(self.factory) as session:
-            return self._close(session, episode_id, tallies, now)
-
-    def _close(
-        self, session: Session, episode_id: int, tallies: Mapping[str, TallyIn], now: datetime
-    ) -> StepResult:
-        episode = session.get(Episode, episode_id)
-        assert episode is not None and episode.round is not None
-        rnd = episode.round
-        story = episode.story
-        counts: dict[str, tuple[int, ...]] = {}
-        for name, tally in tallies.items():
-            counts[name] = tally.counts
-            for position, votes in enumerate(tally.counts, start=1):
-                session.add(
-                    PollTally(
-                        round_id=rnd.id,
-                        platform=name,
-                        position=position,
-                        votes=votes,
-                        fetched_at=now,
-                    )
-                )
-        specs = [
-            engine.OptionSpec(o.label, o.beat, o.source, tuple(map(str, o.contributor_ids)))
-            for o in rnd.options
-        ]
-        rng = random.Random(derive_seed(story.seed, "decide", episode.number))
-        decision = engine.decide(specs, counts, rng)
-        clusters = round_clusters(session, rnd, story.seed)
-        winner = rnd.options[decision.position - 1]
-        ideas = engine.ideas_for(clusters, specs[decision.position - 1])
-        rnd.status = RoundStatus.CLOSED
-        rnd.closed_at = now
-        rnd.winner_position = decision.position
-        rnd.winner_label = winner.label
-        rnd.decision = {
-            "reason": decision.reason,
-            "totals": list(decision.totals),
-            "per_platform": {k: list(v) for k, v in decision.per_platform.items()},
-            "clusters": [
-                {"key": c.key, "authors": list(c.authors), "support": c.support, "why": c.why}
-                for c in clusters
-            ],
-            "woven": [c.key for c in ideas],
-        }
-        move(episode, EpisodeState.CLOSED)
-        number = episode.number + 1
-        nxt = Episode(
-            story_id=story.id,
-            number=number,
-            state=EpisodeState.PLANNED,
-            beat=winner.beat,
-            ideas=[{"text": c.key, "authors": _names(session, c.authors)} for c in ideas],
-            is_final=number >= story.episode_cap,
-            seed=derive_seed(story.seed, story.slug, number),
-            created_at=now,
-        )
-        session.add(nxt)
-        session.flush()
-        credited: list[int] = list(winner.contributor_ids)
-        for cluster in ideas:
-            credited += [int(a) for a in cluster.authors]
-        for position, contributor_id in enumerate(dict.fromkeys(credited), start=1):
-            reason = "poll option" if contributor_id in winner.contributor_ids else "idea"
-            session.add(
-                Credit(
-                    episode_id=nxt.id,
-                    contributor_id=contributor_id,
-                    position=position,
-                    reason=reason,
-                )
-            )
-        return StepResult(
-            True, f"closed round {episode.number}: {winner.label!r} ({decision.reason})"
-        )
-
-
-def _names(session: Session, author_ids: tuple[str, ...]) -> list[str]:
-    names = []
-    for a in author_ids:
-        c = session.get(Contributor, int(a))
-        if c is not None:
-            names.append(c.display_name)
-    return names
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            check_transition(episode.state, EpisodeState.CLOSED)
+            return StepResult(True, rounds.close(session, episode, tallies, now))

@@ -66,13 +66,17 @@ def _strip_marks(text: str) -> str:
 def clean_text(raw: str, *, is_html: bool = False, max_length: int = 400) -> str:
     """Plain, normalised text: no markup, links, mentions, hashtags or hidden characters."""
     text = html_to_text(raw) if is_html else raw
-    text = unicodedata.normalize("NFKC", text)
-    text = _URL.sub(" ", text)
-    text = _MENTION.sub(" ", text)
-    text = _HASHTAG.sub(r"\1", text)
-    text = _strip_marks(text)
-    text = _REPEAT.sub(lambda m: m.group(1) * 3, text)
-    text = _SPACE.sub(" ", text).strip()
+    text = _strip_marks(unicodedata.normalize("NFKC", text))
+    # Removing one thing can join pieces into another ("@@ana"): repeat until nothing changes.
+    for _ in range(4):
+        before = text
+        text = _URL.sub(" ", text)
+        text = _MENTION.sub(" ", text)
+        text = _HASHTAG.sub(r"\1", text)
+        text = _REPEAT.sub(lambda m: m.group(1) * 3, text)
+        text = _SPACE.sub(" ", text).strip()
+        if text == before:
+            break
     return shorten(text, max_length)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from story_state.memory import Lore
+
 
 @dataclass(frozen=True)
 class Idea:
@@ -29,6 +31,8 @@ class StoryContext:
     style: str
     language: str
     previous: tuple[PreviousEpisode, ...] = ()
+    summary: str = ""  # the story so far, in a few sentences
+    lore: tuple[Lore, ...] = ()  # the bible entries relevant to this beat
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class Script:
     subtitles: tuple[str, ...]  # narration split into screen-sized lines, in order
     image_prompt: str
     options: tuple[str, ...] = field(default_factory=tuple)  # 2–4 next beats; () if final
+    # Characters, places and facts this episode introduces: proposed for the story bible.
+    lore: tuple[Lore, ...] = ()
 
 
 class Writer(Protocol):

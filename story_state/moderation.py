@@ -1,0 +1,75 @@
+"""Moderation before anything else sees a reply: pure rules in, a verdict out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from story_state.text import clean_text, reject_reason
+
+
+@dataclass(frozen=True)
+class CanonRule:
+    """A story-bible entry a suggestion must not contradict without the operator seeing it."""
+
+    name: str
+    patterns: tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True)
+class Rules:
+    blocklist: tuple[re.Pattern[str], ...] = ()
+    blocked_accounts: frozenset[str] = frozenset()  # handles, lower-case, without leading @
+    blocked_domains: frozenset[str] = frozenset()  # e.g. "spam.example" (and its subdomains)
+    max_length: int = 400
+    approval_mode: bool = False
+    canon: tuple[CanonRule, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    text: str  # cleaned
+    accepted: bool
+    pending: bool = False  # held for the operator (approval mode or a canon flag)
+    reason: str | None = None  # why it was rejected
+    flag: str | None = None  # why it was held
+
+
+def normalise_handle(handle: str) -> str:
+    return handle.strip().lstrip("@").lower()
+
+
+def _blocked(handle: str, rules: Rules) -> str | None:
+    handle = normalise_handle(handle)
+    if handle in rules.blocked_accounts:
+        return "blocked account"
+    domain = handle.rsplit("@", 1)[1] if "@" in handle else ""
+    if domain and any(
+        domain == blocked or domain.endswith("." + blocked) for blocked in rules.blocked_domains
+    ):
+        return "blocked domain"
+    return None
+
+
+def contradiction(text: str, canon: Sequence[CanonRule]) -> str | None:
+    for rule in canon:
+        if any(p.search(text) for p in rule.patterns):
+            return f"contradicts canon: {rule.name}"
+    return None
+
+
+def moderate(raw: str, author_handle: str, rules: Rules, *, is_html: bool = False) -> Verdict:
+    """Clean ``raw`` and judge it; rejected text is kept (with the reason) but never used."""
+    text = clean_text(raw, is_html=is_html, max_length=rules.max_length)
+    reason = _blocked(author_handle, rules) or reject_reason(
+        raw, text, blocklist=rules.blocklist, max_length=rules.max_length
+    )
+    if reason is not None:
+        return Verdict(text, accepted=False, reason=reason)
+    flag = contradiction(text, rules.canon)
+    if flag is not None:
+        return Verdict(text, accepted=False, pending=True, flag=flag)
+    if rules.approval_mode:
+        return Verdict(text, accepted=False, pending=True, flag="awaiting approval")
+    return Verdict(text, accepted=True)
