@@ -183,9 +183,12 @@ def demo(ctx: click.Context, rounds: int, out_dir: Path, seed: int, audience: in
         run_demo(config, rounds=rounds, out_dir=out_dir, seed=seed, audience=audience)
 
 
-from bot.local_cli import local  # noqa: E402  (the `local` group lives in its own module)
+from bot.local_cli import local  # noqa: E402  (command groups live in their own modules)
+from bot.story_cli import branches, fork, lore  # noqa: E402
 
 cli.add_command(local)
+for command in (branches, fork, lore):
+    cli.add_command(command)
 
 __all__ = ["LocalAction", "LocalActionError", "cli", "main"]
 

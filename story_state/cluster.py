@@ -6,9 +6,9 @@ rebellion" all meet at {min, rebel}). Comparing every pair would be quadratic; p
 filtering (Bayardo et al., "Scaling up all pairs similarity search") makes it near-linear:
 order each set's tokens rarest-first; two sets with Jaccard ≥ t must share a token among the
 first ``|s| - ceil(t·|s|) + 1`` tokens of each, so only clusters sharing a prefix token are
-compared at all. Identical token sets join in O(1), sets of incompatible sizes are skipped,
-and each idea is compared with at most ``MAX_CHECKS`` clusters (oldest, so usually largest,
-first), which keeps the worst case linear when thousands of ideas share common words.
+compared at all. Identical token sets are one node, sets of incompatible sizes are skipped,
+and each idea looks at no more than ``MAX_CHECKS`` earlier ideas (the most recent sharing a
+rare token), which keeps the worst case linear when thousands of ideas share common words.
 """
 
 from __future__ import annotations
@@ -63,51 +63,52 @@ class Group:
 
 
 def group_texts(texts: Sequence[str], threshold: float = 0.5) -> list[Group]:
-    """Greedy single pass: each text joins the first group whose representative is similar.
+    """Single-link grouping: texts join when any two of them are similar enough.
 
-    Groups come out in order of their first member; deterministic for a given input order.
+    Order-independent (unlike "compare with the first member"), deterministic, and groups
+    come out in order of their first member.
     """
     if not 0 < threshold <= 1:
         raise ValueError("threshold must be in (0, 1]")
     sets = [tokens(t) for t in texts]
     freq: Counter[str] = Counter(tok for s in sets for tok in s)
+    distinct = list(dict.fromkeys(sets))  # identical sets are one node
+    parent = list(range(len(distinct)))
 
-    def prefix(s: frozenset[str]) -> list[str]:
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    index: dict[str, list[int]] = defaultdict(list)  # prefix token → earlier nodes
+    for i, s in enumerate(distinct):
         ordered = sorted(s, key=lambda tok: (freq[tok], tok))
-        return ordered[: len(ordered) - math.ceil(threshold * len(ordered)) + 1]
-
-    groups: list[Group] = []
-    exact: dict[frozenset[str], int] = {}
-    index: dict[str, list[int]] = defaultdict(list)  # prefix token → group numbers
-    for i, s in enumerate(sets):
-        if (known := exact.get(s)) is not None:
-            groups[known].members.append(i)
-            continue
-        best, best_sim, checks = -1, 0.0, 0
+        prefix = ordered[: len(ordered) - math.ceil(threshold * len(ordered)) + 1]
         low, high = threshold * len(s), len(s) / threshold
         seen: set[int] = set()
-        for tok in prefix(s):
-            for g in index.get(tok, ()):
-                if g in seen:
-                    continue
-                seen.add(g)
-                rep = groups[g].tokens
-                if not low <= len(rep) <= high:
-                    continue
+        checks = 0
+        for tok in prefix:
+            for j in index[tok][-MAX_CHECKS:]:  # the most recent ideas sharing this token
                 checks += 1
-                sim = jaccard(s, rep)
-                if sim >= threshold and sim > best_sim:
-                    best, best_sim = g, sim
-                if checks >= MAX_CHECKS:
-                    break
+                if j in seen:
+                    continue
+                seen.add(j)
+                other = distinct[j]
+                if low <= len(other) <= high and jaccard(s, other) >= threshold:
+                    root = find(j)
+                    # Single links may chain; staying near the cluster's first idea stops drift.
+                    if find(i) != root and jaccard(s, distinct[root]) >= threshold / 2:
+                        parent[find(i)] = root
             if checks >= MAX_CHECKS:
                 break
-        if best >= 0:
-            groups[best].members.append(i)
-            exact[s] = best
-            continue
-        groups.append(Group(s, [i]))
-        exact[s] = len(groups) - 1
-        for tok in prefix(s):
-            index[tok].append(len(groups) - 1)
-    return groups
+        for tok in prefix:
+            index[tok].append(i)
+    node_of = {s: n for n, s in enumerate(distinct)}
+    groups: dict[int, Group] = {}
+    for i, s in enumerate(sets):
+        root = find(node_of[s])
+        if root not in groups:
+            groups[root] = Group(s)
+        groups[root].members.append(i)
+    return list(groups.values())

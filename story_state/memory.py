@@ -22,9 +22,7 @@ class Lore:
 
 
 def _mentions(text: str, words: Sequence[str]) -> bool:
-    return any(
-        re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE) for w in words if w
-    )
+    return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE) for w in words if w)
 
 
 def triggers(entry: Lore) -> tuple[str, ...]:

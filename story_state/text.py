@@ -10,6 +10,10 @@ _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MENTION = re.compile(r"(?<!\w)@[\w.-]+(?:@[\w.-]+)?")
 _HASHTAG = re.compile(r"(?<!\w)#(\w+)")
 _SPACE = re.compile(r"\s+")
+_REFORMABLE = re.compile(r"[@#]|://|www\.", re.IGNORECASE)
+_MARKUP = re.compile(
+    r"<\s*/?\s*(?:script|iframe|img|style|object|embed|svg|a|link|meta)\b|javascript:", re.I
+)
 _REPEAT = re.compile(r"(.)\1{5,}")
 # Control, format (bidi overrides, zero-width) and combining marks stacked in zalgo text.
 _STRIP_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}
@@ -75,7 +79,7 @@ def clean_text(raw: str, *, is_html: bool = False, max_length: int = 400) -> str
         text = _HASHTAG.sub(r"\1", text)
         text = _REPEAT.sub(lambda m: m.group(1) * 3, text)
         text = _SPACE.sub(" ", text).strip()
-        if text == before:
+        if text == before or not _REFORMABLE.search(text):
             break
     return shorten(text, max_length)
 
@@ -96,6 +100,8 @@ def reject_reason(
     """Why a suggestion may not be used, or None when it may."""
     if not cleaned or not any(ch.isalnum() for ch in cleaned):
         return "empty after cleaning"
+    if _MARKUP.search(cleaned):
+        return "markup or code"
     if len(_URL.findall(raw)) >= 2 or len(_MENTION.findall(raw)) >= 4:
         return "link or mention spam"
     if len(cleaned) >= max_length and len(raw) > 2 * max_length:

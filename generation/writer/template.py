@@ -14,6 +14,7 @@ from typing import NamedTuple, TypeVar
 from generation.clip.subtitles import split_lines
 from generation.writer import _banks as bank
 from generation.writer.base import PreviousEpisode, Script, WriteRequest
+from story_state.memory import Lore
 
 T = TypeVar("T")
 
@@ -221,7 +222,16 @@ class TemplateWriter:
             subtitles=split_lines(narration, SUBTITLE_WIDTH),
             image_prompt=_image_prompt(clean(ctx.style, 120), beat, cast, rng),
             options=() if request.is_final else _options(request, names, obj, beat, previous, rng),
+            lore=_lore(cast, narration),
         )
+
+
+def _lore(cast: _Cast, narration: str) -> tuple[Lore, ...]:
+    """The people and the place this episode puts on stage, for the story bible."""
+    people = [c for c in (cast.lead, cast.other) if re.search(rf"\b{c.short}\b", narration)]
+    entries = [Lore("character", c.short, c.full, c.visual, keywords=(c.role,)) for c in people]
+    entries.append(Lore("place", cast.place.name, cast.place.at, cast.place.visual))
+    return tuple(entries)
 
 
 def _fill(count: int, target: int, fillers: Sequence[str]) -> list[str]:
