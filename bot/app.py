@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,39 +18,161 @@ from bot.runner import StoryRunner
 from generation.clip.base import ClipAssembler
 from generation.clip.ffmpeg import FfmpegAssembler
 from generation.image.base import ImageRenderer
-from generation.image.procedural import ProceduralRenderer
 from generation.pipeline import Generators
 from generation.voice.base import Voice
-from generation.voice.espeak import EspeakVoice
 from generation.writer.base import Writer
 from generation.writer.template import TemplateWriter
 from story_state import migrate
 from story_state.db import make_engine, session_factory
 from story_state.errors import ConfigError
 
+Clock = Callable[[], datetime]
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _key(env_name: str) -> str | None:
+    return os.environ.get(env_name) or None
+
+
+# Each backend is built by one factory, chosen by one config key. Heavy libraries are
+# imported inside the factory, so an operator only installs the extras they use.
+
+
 def _writer(config: Config) -> Writer:
-    return {"template": TemplateWriter}[config.generation.writer.backend]()
+    cfg = config.generation.writer
+    if cfg.backend == "openai":
+        from generation.writer.openai import OpenAIWriter
+
+        return OpenAIWriter(
+            base_url=cfg.base_url or None,
+            model=cfg.model,
+            api_key=_key(cfg.api_key_env),
+            timeout_s=cfg.timeout_s,
+            max_retries=cfg.max_retries,
+            temperature=cfg.temperature,
+            fallback=TemplateWriter(),
+            api=cfg.api,
+        )
+    return TemplateWriter()
 
 
 def _image(config: Config) -> ImageRenderer:
-    return {"procedural": ProceduralRenderer}[config.generation.image.backend]()
+    cfg = config.generation.image
+    if cfg.backend == "diffusers":
+        from generation.image.diffusers import DiffusersRenderer
+
+        model = cfg.model
+        if (base_dir(config) / model).is_dir():
+            model = str(base_dir(config) / model)
+        return DiffusersRenderer(
+            model=model,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            steps=cfg.steps,
+            guidance=cfg.guidance,
+            negative_prompt=cfg.negative_prompt,
+            gen_width=cfg.gen_width,
+            gen_height=cfg.gen_height,
+            local_files_only=cfg.local_files_only,
+            scheduler=cfg.scheduler,
+        )
+    if cfg.backend == "openai":
+        from generation.image.openai import OpenAIImages
+
+        return OpenAIImages(
+            base_url=cfg.base_url or None,
+            model=cfg.model or "gpt-image-1",
+            api_key=_key(cfg.api_key_env),
+            size=cfg.size,
+            quality=cfg.quality,
+            timeout_s=cfg.timeout_s,
+        )
+    from generation.image.procedural import ProceduralRenderer
+
+    return ProceduralRenderer()
 
 
 def _voice(config: Config) -> Voice:
     cfg = config.generation.voice
-    factories: dict[str, Callable[[], Voice]] = {
-        "espeak": lambda: EspeakVoice(voice=cfg.voice, speed_wpm=cfg.speed_wpm, pitch=cfg.pitch),
-    }
-    return factories[cfg.backend]()
+    voice: Voice
+    if cfg.backend == "coqui":
+        from generation.voice.coqui import CoquiVoice
+
+        assert cfg.model_dir is not None  # the config validator guarantees it
+        model_dir = (
+            cfg.model_dir if cfg.model_dir.is_absolute() else base_dir(config) / cfg.model_dir
+        )
+        voice = CoquiVoice(
+            model_dir=model_dir,
+            speaker=cfg.speaker,
+            character_voices=cfg.character_voices,
+            language=cfg.language,
+            device=cfg.device,
+        )
+    elif cfg.backend == "openai":
+        from generation.voice.openai import OpenAISpeech
+
+        voice = OpenAISpeech(
+            base_url=cfg.base_url or None,
+            model=cfg.model,
+            voice=cfg.openai_voice,
+            api_key=_key(cfg.api_key_env),
+            instructions=cfg.instructions,
+            timeout_s=cfg.timeout_s,
+        )
+    else:
+        from generation.voice.espeak import EspeakVoice
+
+        voice = EspeakVoice(voice=cfg.voice, speed_wpm=cfg.speed_wpm, pitch=cfg.pitch)
+    if cfg.treatment != "none":
+        from generation.voice.treatment import TreatedVoice
+
+        voice = TreatedVoice(voice, cfg.treatment)
+    return voice
 
 
 def _clip(config: Config) -> ClipAssembler:
     return FfmpegAssembler(preset=config.generation.clip.preset)
+
+
+def _platforms(config: Config, factory: sessionmaker[Session], clock: Clock) -> dict[str, Platform]:
+    chosen: dict[str, Platform] = {}
+    if config.platforms.local.enabled:
+        chosen["local"] = LocalPlatform(factory, config.platforms.local.bot_name, clock)
+    mastodon = config.platforms.mastodon
+    if mastodon.enabled:
+        from bot.platforms.mastodon import MastodonPlatform
+
+        chosen["mastodon"] = MastodonPlatform(
+            mastodon.instance,
+            config.secret(mastodon.token_env),
+            visibility=mastodon.visibility,
+            language=mastodon.language,
+            spoiler_text=mastodon.spoiler_text,
+            media_deadline_s=mastodon.media_deadline_s,
+            clock=clock,
+        )
+    x = config.platforms.x
+    if x.enabled:
+        from bot.platforms.x import XPlatform
+
+        chosen["x"] = XPlatform(
+            config.secret(x.consumer_key_env),
+            config.secret(x.consumer_secret_env),
+            config.secret(x.access_token_env),
+            config.secret(x.access_secret_env),
+            post_only=x.post_only,
+            api_base=x.api_base,
+            media_deadline_s=x.media_deadline_s,
+            user_id=x.user_id,
+            clock=clock,
+        )
+    if not chosen:
+        raise ConfigError(f"{config.source}: platforms: enable at least one platform")
+    return chosen
 
 
 def base_dir(config: Config) -> Path:
@@ -81,6 +204,10 @@ class App:
     heartbeat: datetime | None = None
 
     def close(self) -> None:
+        for platform in self.platforms.values():
+            close = getattr(platform, "close", None)
+            if callable(close):
+                close()
         self.engine.dispose()
 
 
@@ -89,7 +216,7 @@ def build_app(
     *,
     platforms: Mapping[str, Platform] | None = None,
     generators: Generators | None = None,
-    clock: Callable[[], datetime] = _utcnow,
+    clock: Clock = _utcnow,
     migrate_db: bool = True,
 ) -> App:
     """Everything the CLI, the scheduler and the tests need, built one way."""
@@ -98,25 +225,10 @@ def build_app(
         migrate.upgrade(url)
     engine = make_engine(url)
     factory = session_factory(engine)
-    local = None
-    if platforms is None:
-        chosen: dict[str, Platform] = {}
-        if config.platforms.local.enabled:
-            local = LocalPlatform(factory, config.platforms.local.bot_name, clock)
-            chosen["local"] = local
-        for name in ("mastodon", "x"):
-            if getattr(config.platforms, name).enabled:
-                raise ConfigError(
-                    f"{config.source}: platforms.{name}.enabled: the {name} adapter is not "
-                    "part of this release yet; set enabled = false"
-                )
-        if not chosen:
-            raise ConfigError(f"{config.source}: platforms: enable at least one platform")
-        platforms = chosen
-    else:
-        found = platforms.get("local")
-        local = found if isinstance(found, LocalPlatform) else None
+    chosen = dict(platforms) if platforms is not None else _platforms(config, factory, clock)
+    found = chosen.get("local")
+    local = found if isinstance(found, LocalPlatform) else None
     if generators is None:
         generators = Generators(_writer(config), _image(config), _voice(config), _clip(config))
-    runner = StoryRunner(config, factory, platforms, generators, media_root(config), clock)
-    return App(config, engine, factory, dict(platforms), local, runner)
+    runner = StoryRunner(config, factory, chosen, generators, media_root(config), clock)
+    return App(config, engine, factory, chosen, local, runner)

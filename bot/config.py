@@ -51,6 +51,9 @@ class MastodonSettings(_Section):
     instance: str = ""
     token_env: str = "STORYBOT_MASTODON_TOKEN"
     visibility: Literal["public", "unlisted", "private"] = "public"
+    language: str | None = "en"
+    spoiler_text: str | None = None
+    media_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 600.0
 
     @model_validator(mode="after")
     def _instance_when_enabled(self) -> MastodonSettings:
@@ -61,6 +64,9 @@ class MastodonSettings(_Section):
 
 class XSettings(_Section):
     enabled: bool = False
+    api_base: str = "https://api.x.com"
+    media_deadline_s: Annotated[float, Field(gt=0, le=3600)] = 600.0
+    user_id: str | None = None
     consumer_key_env: str = "STORYBOT_X_CONSUMER_KEY"
     consumer_secret_env: str = "STORYBOT_X_CONSUMER_SECRET"
     access_token_env: str = "STORYBOT_X_ACCESS_TOKEN"
@@ -75,18 +81,69 @@ class PlatformSettings(_Section):
 
 
 class WriterSettings(_Section):
-    backend: Literal["template"] = "template"
+    backend: Literal["template", "openai"] = "template"
+    # openai: any OpenAI-compatible endpoint ("" = OpenAI itself).
+    base_url: str = ""
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "STORYBOT_OPENAI_API_KEY"
+    api: Literal["chat", "responses"] = "chat"
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = 0.9
 
 
 class ImageSettings(_Section):
-    backend: Literal["procedural"] = "procedural"
+    backend: Literal["procedural", "diffusers", "openai"] = "procedural"
+    # diffusers: a local pipeline folder or a hub id; openai: the image model.
+    model: str = ""
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")] = "auto"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    steps: Annotated[int, Field(ge=1, le=200)] = 25
+    guidance: Annotated[float, Field(ge=0, le=30)] = 7.0
+    negative_prompt: str = "text, letters, watermark, logo, blurry, deformed"
+    gen_width: Annotated[int, Field(ge=64, le=2048, multiple_of=8)] | None = None
+    gen_height: Annotated[int, Field(ge=64, le=2048, multiple_of=8)] | None = None
+    local_files_only: bool = True
+    scheduler: str | None = None
+    base_url: str = ""
+    api_key_env: str = "STORYBOT_OPENAI_API_KEY"
+    size: str = "1536x1024"
+    quality: str | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=900)] = 120.0
+
+    @model_validator(mode="after")
+    def _model_when_needed(self) -> ImageSettings:
+        if self.backend == "diffusers" and not self.model:
+            raise ValueError("model: the diffusers backend needs a pipeline folder or hub id")
+        return self
 
 
 class VoiceSettings(_Section):
-    backend: Literal["espeak"] = "espeak"
+    backend: Literal["espeak", "coqui", "openai"] = "espeak"
     voice: str = "en-us"
     speed_wpm: Annotated[int, Field(ge=80, le=450)] = 150
     pitch: Annotated[int, Field(ge=0, le=99)] = 40
+    # coqui: a model folder (model file + config.json), speakers for multi-speaker models.
+    model_dir: Path | None = None
+    speaker: str | None = None
+    character_voices: dict[str, str] = Field(default_factory=dict)
+    language: str | None = None
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")] = "auto"
+    # openai speech.
+    model: str = "gpt-4o-mini-tts"
+    openai_voice: str = "onyx"
+    base_url: str = ""
+    api_key_env: str = "STORYBOT_OPENAI_API_KEY"
+    instructions: str | None = "Narrate like a 1970s sci-fi radio serial."
+    timeout_s: Annotated[float, Field(gt=0, le=900)] = 120.0
+    # An audio treatment for any backend.
+    treatment: Literal["none", "radio", "tape"] = "none"
+
+    @model_validator(mode="after")
+    def _model_dir_when_needed(self) -> VoiceSettings:
+        if self.backend == "coqui" and self.model_dir is None:
+            raise ValueError("model_dir: the coqui backend needs a model folder")
+        return self
 
 
 class ClipSettings(_Section):
@@ -114,6 +171,7 @@ class ModerationSettings(_Section):
 
 class WebSettings(_Section):
     enabled: bool = True
+    admin_token_env: str = "STORYBOT_ADMIN_TOKEN"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
 
@@ -143,9 +201,19 @@ class Config(_Section):
         return value
 
 
+def _needs_openai_key(backend: str, base_url: str) -> bool:
+    """OpenAI itself needs a key; a local OpenAI-compatible server usually does not."""
+    return backend == "openai" and (not base_url or "api.openai.com" in base_url)
+
+
 def _required_secrets(config: Config) -> list[tuple[str, str]]:
     """(config key, env var) pairs that an enabled backend needs."""
     needed: list[tuple[str, str]] = []
+    gen = config.generation
+    for part in ("writer", "image", "voice"):
+        settings = getattr(gen, part)
+        if _needs_openai_key(settings.backend, settings.base_url):
+            needed.append((f"generation.{part}.api_key_env", settings.api_key_env))
     mastodon = config.platforms.mastodon
     if mastodon.enabled:
         needed.append(("platforms.mastodon.token_env", mastodon.token_env))
@@ -169,7 +237,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{key}: required key is missing"
     given = error.get("input")
     shown = f" (got {given!r})" if not isinstance(given, dict | list) else ""
-    return f"{key}: {error['msg']}{shown}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message}{shown}"
 
 
 def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:

@@ -84,6 +84,8 @@ class StoryRunner:
         sched = config.scheduler
         self.retry_base = timedelta(seconds=sched.retry_base_seconds)
         self.outbox = Outbox(factory, self.platforms, self.retry_base, sched.max_attempts)
+        # The scheduler ticks in one thread while the dashboard acts in another: one at a time.
+        self.lock = threading.RLock()
 
     # -- entry points -----------------------------------------------------------------
 
@@ -136,6 +138,10 @@ class StoryRunner:
         return list(names) or [MAIN]
 
     def close_round_now(self, branch: str = MAIN) -> str:
+        with self.lock:
+            return self._close_round_now_locked(branch)
+
+    def _close_round_now_locked(self, branch: str = MAIN) -> str:
         """Make the branch's open round due now and close it."""
         story_id = self.ensure_story()
         with session_scope(self.factory) as session:
@@ -147,6 +153,10 @@ class StoryRunner:
         return self._advance(episode_id, self.clock()).note
 
     def set_paused(self, paused: bool) -> str:
+        with self.lock:
+            return self._set_paused_locked(paused)
+
+    def _set_paused_locked(self, paused: bool) -> str:
         """Pause (nothing advances; platforms keep taking replies and votes) or resume."""
         story_id = self.ensure_story()
         with session_scope(self.factory) as session:
@@ -158,6 +168,10 @@ class StoryRunner:
             return f"story {story.slug} is {story.status}"
 
     def retry_held(self, branch: str = MAIN) -> str:
+        with self.lock:
+            return self._retry_held_locked(branch)
+
+    def _retry_held_locked(self, branch: str = MAIN) -> str:
         """Send a held (FAILED) episode back to the step it failed in."""
         story_id = self.ensure_story()
         with session_scope(self.factory) as session:
@@ -175,6 +189,10 @@ class StoryRunner:
             return f"episode {episode.number} goes back to {target} (was held: {reason})"
 
     def fork(self, number: int, option: int, branch: str) -> str:
+        with self.lock:
+            return self._fork_locked(number, option, branch)
+
+    def _fork_locked(self, number: int, option: int, branch: str) -> str:
         """ "What if option ``option`` had won after episode ``number``?" as a new branch."""
         story_id = self.ensure_story()
         if not branch or branch == MAIN or len(branch) > 64 or not branch.isascii():
@@ -193,6 +211,10 @@ class StoryRunner:
     # -- the state machine ----------------------------------------------------------------
 
     def step(self, story_id: int) -> StepResult:
+        with self.lock:
+            return self._step_locked(story_id)
+
+    def _step_locked(self, story_id: int) -> StepResult:
         """One step on the first branch that has something due."""
         now = self.clock()
         with session_scope(self.factory) as session:

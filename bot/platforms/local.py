@@ -39,7 +39,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME or any(ch in name for ch in "\r\n\t\x00"):
         raise LocalActionError(f"follower name must be 1–{MAX_NAME} characters on one line")
@@ -164,7 +164,7 @@ class LocalPlatform:
         return done
 
     def _apply(self, session: Session, action: LocalAction) -> str:
-        actor = _check_name(action.actor)
+        actor = check_name(action.actor)
         if action.reply is not None:
             return self._reply(session, actor, action.reply, action.to)
         if action.vote is not None:

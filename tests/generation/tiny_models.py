@@ -6,6 +6,7 @@ with a byte-level BPE vocabulary made on the spot for the CLIP tokenizer.
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -69,14 +70,9 @@ def _tiny_tokenizer(scratch: Path) -> Any:
     from transformers import CLIPTokenizer
 
     vocab_path, merges_path = write_tiny_clip_vocab(scratch)
-    vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-    merges = [
-        tuple(line.split())
-        for line in merges_path.read_text(encoding="utf-8").splitlines()[1:]
-        if line.strip()
-    ]
-    # transformers 5 builds CLIPTokenizer from vocab/merges objects (``vocab_file=`` is ignored).
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    # transformers 5 builds CLIPTokenizer from ``vocab``/``merges`` (``vocab_file=`` is ignored);
+    # both may be given as in-memory objects or, as here, as the files' paths.
+    return CLIPTokenizer(vocab=str(vocab_path), merges=str(merges_path), model_max_length=77)
 
 
 def build_tiny_sd_pipeline(folder: Path) -> Path:
@@ -87,16 +83,11 @@ def build_tiny_sd_pipeline(folder: Path) -> Path:
     safety checker. Seeded, so the same call writes the same weights.
     """
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        DDIMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    diffusers: Any = importlib.import_module("diffusers")  # its constructors are untyped
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(
+    unet = diffusers.UNet2DConditionModel(
         sample_size=32,
         in_channels=4,
         out_channels=4,
@@ -109,7 +100,7 @@ def build_tiny_sd_pipeline(folder: Path) -> Path:
         attention_head_dim=2,
     )
     torch.manual_seed(0)
-    vae = AutoencoderKL(
+    vae = diffusers.AutoencoderKL(
         in_channels=3,
         out_channels=3,
         block_out_channels=(8, 16),
@@ -120,12 +111,13 @@ def build_tiny_sd_pipeline(folder: Path) -> Path:
         latent_channels=4,
         sample_size=64,
     )
+    tokenizer = _tiny_tokenizer(folder / "tokenizer")
     torch.manual_seed(0)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
-            bos_token_id=VOCAB_SIZE - 2,
-            eos_token_id=VOCAB_SIZE - 1,
-            pad_token_id=VOCAB_SIZE - 1,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
             hidden_size=32,
             intermediate_size=37,
             num_attention_heads=4,
@@ -135,18 +127,19 @@ def build_tiny_sd_pipeline(folder: Path) -> Path:
             max_position_embeddings=77,
         )
     )
-    scheduler = DDIMScheduler(
+    scheduler = diffusers.DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
         clip_sample=False,
         set_alpha_to_one=False,
+        steps_offset=1,
     )
-    pipe = StableDiffusionPipeline(
+    pipe = diffusers.StableDiffusionPipeline(
         unet=unet,
         vae=vae,
         text_encoder=text_encoder,
-        tokenizer=_tiny_tokenizer(folder / ".vocab"),
+        tokenizer=tokenizer,
         scheduler=scheduler,
         safety_checker=None,
         feature_extractor=None,

@@ -1,0 +1,145 @@
+"""The operator dashboard at /admin: the round, moderation, making-of, health, and controls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot import operator
+from bot.web.context import WebContext, client_key, done
+from bot.web.dashboard import dashboard, episode_file
+from bot.web.security import WebError, verified_form
+from story_state.db import session_scope
+from story_state.errors import StorybotError
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Admin:
+    def __init__(self, ctx: WebContext) -> None:
+        self.ctx = ctx
+
+    def _require(self, request: Request) -> None:
+        if not self.ctx.auth.allowed(request):
+            status, message = self.ctx.auth.why_not()
+            headers = {"WWW-Authenticate": 'Bearer realm="storybot admin"'} if status == 401 else {}
+            raise WebError(status, message, headers)
+
+    async def page(self, request: Request) -> Response:
+        if not self.ctx.auth.allowed(request):
+            status, message = self.ctx.auth.why_not()
+            if status == 401:
+                response = self.ctx.page(request, "login.html", 401, message=message)
+                response.headers["WWW-Authenticate"] = 'Bearer realm="storybot admin"'
+                return response
+            raise WebError(status, message)
+        data = await run_in_threadpool(dashboard, self.ctx.app)
+        response = self.ctx.page(request, "admin.html", title="storybot — operator", **data)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await verified_form(request)
+        self.ctx.limits.logins.check(client_key(request), "this address")
+        if not self.ctx.auth.token_matches(form.get("token", "").strip()):
+            log.warning("admin login failed from %s", client_key(request))
+            return self.ctx.page(request, "login.html", 401, message="That token is not right.")
+        response = RedirectResponse("/admin", status_code=303)
+        self.ctx.auth.log_in(request, response)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        await verified_form(request)
+        response = RedirectResponse("/admin", status_code=303)
+        self.ctx.auth.log_out(response)
+        return response
+
+    def action(self, work: Callable[[Request, dict[str, str]], str], anchor: str) -> Handler:
+        """A dashboard button: auth, CSRF, the work in a thread, then back with a note."""
+
+        async def handler(request: Request) -> Response:
+            self._require(request)
+            form = await verified_form(request)
+            try:
+                line = await run_in_threadpool(work, request, form)
+            except StorybotError as exc:
+                return done(request, False, str(exc), f"/admin#{anchor}", 409)
+            except SQLAlchemyError as exc:  # e.g. the scheduler closed the same round just now
+                log.warning("dashboard action failed: %s", exc)
+                return done(
+                    request, False, "The database refused that; reload and retry.", "/admin", 409
+                )
+            return done(request, True, line, f"/admin#{anchor}")
+
+        return handler
+
+    # -- the work behind each button -------------------------------------------------
+
+    def _suggestion(self, request: Request, form: dict[str, str]) -> str:
+        target, verb = int(request.path_params["id"]), request.path_params["verb"]
+        with session_scope(self.ctx.app.factory) as session:
+            if verb == "approve":
+                return operator.approve(session, target)
+            if verb == "reject":
+                reason = form.get("reason", "").strip() or "rejected by the operator"
+                return operator.reject(session, target, reason)
+        raise WebError(404, "No such action.")
+
+    def _contributor(self, request: Request, _form: dict[str, str]) -> str:
+        target, verb = int(request.path_params["id"]), request.path_params["verb"]
+        with session_scope(self.ctx.app.factory) as session:
+            if verb == "block":
+                return operator.block(session, target)
+            if verb == "unblock":
+                return operator.unblock(session, target, self.ctx.app.config.moderation)
+        raise WebError(404, "No such action.")
+
+    def _runner(self, request: Request, _form: dict[str, str]) -> str:
+        runner = self.ctx.app.runner
+        verb = request.path_params["verb"]
+        if verb == "close":
+            return runner.close_round_now() or "closed the round"
+        if verb in ("pause", "resume"):
+            return runner.set_paused(verb == "pause")
+        if verb == "retry":
+            return runner.retry_held()
+        raise WebError(404, "No such action.")
+
+    async def media(self, request: Request) -> Response:
+        self._require(request)
+        kind = request.path_params["kind"]
+        if kind not in ("still", "clip"):
+            raise WebError(404, "No such file.")
+        stored = await run_in_threadpool(
+            episode_file, self.ctx.app, int(request.path_params["id"]), kind
+        )
+        root = self.ctx.app.runner.media_root.resolve()
+        target = (root / stored).resolve() if stored else None
+        if target is None or not target.is_relative_to(root) or not target.is_file():
+            raise WebError(404, "That file is not there (yet).")
+        kind_type = "image/png" if Path(target).suffix == ".png" else "video/mp4"
+        return FileResponse(target, media_type=kind_type, headers={"Cache-Control": "no-store"})
+
+
+def routes(ctx: WebContext) -> list[BaseRoute]:
+    a = Admin(ctx)
+    post = ["POST"]
+    return [
+        Route("/admin", a.page),
+        Route("/admin/login", a.login, methods=post),
+        Route("/admin/logout", a.logout, methods=post),
+        Route("/admin/suggestions/{id:int}/{verb}", a.action(a._suggestion, "queue"), methods=post),
+        Route(
+            "/admin/contributors/{id:int}/{verb}", a.action(a._contributor, "queue"), methods=post
+        ),
+        Route("/admin/story/{verb}", a.action(a._runner, "story"), methods=post),
+        Route("/admin/episodes/{id:int}/{kind}", a.media),
+    ]

@@ -1,0 +1,227 @@
+"""What the operator dashboard shows, read from the database in one go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.app import App
+from bot.harvest import round_clusters
+from bot.platforms.base import PostRef
+from story_state.db import session_scope
+from story_state.errors import StorybotError
+from story_state.lifecycle import EpisodeState, PostState, RoundStatus
+from story_state.models import Contributor, Episode, Post, Round, Story
+
+
+def _number(value: float) -> float | int:
+    """2.0 reads as 2; 1.2345 as 1.23."""
+    return int(value) if float(value).is_integer() else round(float(value), 2)
+
+
+def _names(session: Session, ids: tuple[str, ...] | list[str]) -> list[str]:
+    names = []
+    for raw in ids:
+        person = session.get(Contributor, int(raw))
+        names.append(person.display_name if person else f"#{raw}")
+    return names
+
+
+def _stored_tallies(rnd: Round) -> dict[str, dict[int, int]]:
+    out: dict[str, dict[int, int]] = {}
+    for t in rnd.tallies:
+        out.setdefault(t.platform, {})[t.position] = t.votes
+    return out
+
+
+def _local_poll(session: Session, episode_id: int) -> str | None:
+    return session.scalars(
+        select(Post.remote_id).where(
+            Post.episode_id == episode_id,
+            Post.platform == "local",
+            Post.kind == "poll",
+            Post.state == PostState.SENT,
+        )
+    ).first()
+
+
+def _open_round(session: Session, app: App, story: Story, rnd: Round) -> dict[str, Any]:
+    per_platform = {f"{name} (at close)": votes for name, votes in _stored_tallies(rnd).items()}
+    local_id = _local_poll(session, rnd.episode_id)
+    if app.local is not None and local_id is not None:
+        try:
+            live = app.local.fetch_tally(PostRef("local", local_id))
+            per_platform["local (live)"] = dict(enumerate(live.counts, start=1))
+        except StorybotError as exc:
+            per_platform[f"local ({exc})"] = {}
+    options = []
+    for o in rnd.options:
+        votes = {name: counts.get(o.position, 0) for name, counts in per_platform.items()}
+        options.append(
+            {
+                "position": o.position,
+                "label": o.label,
+                "beat": o.beat,
+                "source": o.source,
+                "votes": votes,
+                "total": sum(votes.values()),
+            }
+        )
+    clusters = [
+        {
+            "rank": rank,
+            "key": c.key,
+            "authors": _names(session, c.authors),
+            "support": _number(c.support),
+            "why": c.why,
+        }
+        for rank, c in enumerate(round_clusters(session, rnd, story.seed), start=1)
+    ]
+    queue = [
+        {
+            "id": s.id,
+            "author": s.contributor.display_name,
+            "contributor_id": s.contributor_id,
+            "blocked": s.contributor.blocked,
+            "platform": s.platform,
+            "text": s.text,
+            "raw_text": s.raw_text,
+            "likes": s.likes + s.boosts,
+            "accepted": s.accepted,
+            "pending": s.pending,
+            "flag": s.flag,
+            "reason": s.reject_reason,
+            "posted_at": s.posted_at,
+        }
+        for s in sorted(rnd.suggestions, key=lambda s: s.id)
+    ]
+    return {
+        "episode": rnd.episode.number,
+        "closes_at": rnd.closes_at,
+        "platforms": list(per_platform),
+        "options": options,
+        "clusters": clusters,
+        "queue": queue,
+        "vote_bars": [{"label": o["label"], "value": o["total"]} for o in options],
+        "cluster_bars": [{"label": c["key"], "value": c["support"]} for c in clusters],
+    }
+
+
+def _making_of(session: Session, episode: Episode) -> dict[str, Any]:
+    poll = None
+    rnd = episode.round
+    if rnd is not None:
+        decision = rnd.decision or {}
+        totals = decision.get("totals") or []
+        stored = _stored_tallies(rnd)
+        options = []
+        for o in rnd.options:
+            if o.position <= len(totals):
+                votes = int(totals[o.position - 1])
+            else:
+                votes = sum(c.get(o.position, 0) for c in stored.values())
+            options.append({"label": o.label, "value": votes, "source": o.source})
+        poll = {
+            "status": str(rnd.status),
+            "options": options,
+            "winner": rnd.winner_label,
+            "reason": decision.get("reason"),
+            "per_platform": decision.get("per_platform", {}),
+            "woven": decision.get("woven", []),
+            "suggestions": len(rnd.suggestions),
+        }
+    return {
+        "id": episode.id,
+        "number": episode.number,
+        "branch": episode.branch,
+        "state": str(episode.state),
+        "title": episode.title,
+        "beat": episode.beat,
+        "ideas": episode.ideas,
+        "narration": episode.narration,
+        "image_prompt": episode.image_prompt,
+        "seed": episode.seed,
+        "still": episode.still_path is not None,
+        "clip": episode.video_path is not None,
+        "duration_s": episode.duration_s,
+        "credits": [c.contributor.display_name for c in episode.credits],
+        "failure": episode.failure_reason,
+        "poll": poll,
+    }
+
+
+def _health(session: Session, app: App) -> dict[str, Any]:
+    counts: dict[str, dict[str, int]] = {name: {} for name in app.platforms}
+    for name, state, n in session.execute(
+        select(Post.platform, Post.state, func.count()).group_by(Post.platform, Post.state)
+    ):
+        counts.setdefault(name, {})[str(state)] = int(n)
+    errors = session.scalars(
+        select(Post).where(Post.last_error.is_not(None)).order_by(Post.id.desc()).limit(20)
+    ).all()
+    held = session.scalars(select(Episode).where(Episode.state == EpisodeState.FAILED)).all()
+    platforms = []
+    for name, found in counts.items():
+        platform = app.platforms.get(name)
+        states = {s.value: found.get(s.value, 0) for s in PostState}
+        platforms.append(
+            {
+                "name": name,
+                "configured": platform is not None,
+                "can_read": platform.limits().can_read if platform is not None else None,
+                "outbox": states,
+            }
+        )
+    return {
+        "platforms": platforms,
+        "errors": [
+            {"platform": p.platform, "kind": p.kind, "state": str(p.state), "error": p.last_error}
+            for p in errors
+        ],
+        "held": [
+            {"number": e.number, "from": str(e.failed_from), "reason": e.failure_reason}
+            for e in held
+        ],
+        "heartbeat": app.heartbeat,
+    }
+
+
+def dashboard(app: App) -> dict[str, Any]:
+    with session_scope(app.factory) as session:
+        stories = [
+            {
+                "slug": s.slug,
+                "title": s.title,
+                "status": str(s.status),
+                "episodes": len(s.episodes),
+                "cap": s.episode_cap,
+                "configured": s.slug == app.config.story.slug,
+            }
+            for s in session.scalars(select(Story).order_by(Story.id))
+        ]
+        story = session.scalars(select(Story).where(Story.slug == app.config.story.slug)).first()
+        current: dict[str, Any] | None = None
+        if story is not None:
+            rnd = session.scalars(
+                select(Round)
+                .join(Episode, Round.episode_id == Episode.id)
+                .where(Episode.story_id == story.id, Round.status == RoundStatus.OPEN)
+            ).first()
+            current = {
+                "title": story.title,
+                "status": str(story.status),
+                "round": _open_round(session, app, story, rnd) if rnd else None,
+                "episodes": [_making_of(session, e) for e in reversed(story.episodes)],
+            }
+        return {"stories": stories, "story": current, "health": _health(session, app)}
+
+
+def episode_file(app: App, episode_id: int, kind: str) -> str | None:
+    """The stored media path (relative to the media root) of one episode's still or clip."""
+    with session_scope(app.factory) as session:
+        episode = session.get(Episode, episode_id)
+        if episode is None:
+            return None
+        return episode.still_path if kind == "still" else episode.video_path
