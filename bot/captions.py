@@ -35,11 +35,12 @@ def alt_text(narration: str, credits: Sequence[str]) -> str:
     return shorten(text, ALT_TEXT_LIMIT)
 
 
-def poll_caption(question: str, options: Sequence[PollOption], max_chars: int) -> str:
+def poll_caption(question: str, options: Sequence[PollOption], max_chars: int, number: int) -> str:
+    """The poll post. Every round's text differs (X refuses a repeated post as a duplicate)."""
     invite = "Vote, or reply with your own idea: the best replies shape the next episode."
     lines = [question, ""]
     lines += [f"{o.position}. {o.beat}" for o in options]
     full = "\n".join([*lines, "", invite])
     if len(full) <= max_chars:
         return full
-    return shorten(f"{question} {invite}", max_chars)
+    return shorten(f"After episode {number}: {question} {invite}", max_chars)

@@ -184,10 +184,11 @@ def demo(ctx: click.Context, rounds: int, out_dir: Path, seed: int, audience: in
 
 
 from bot.local_cli import local  # noqa: E402  (command groups live in their own modules)
+from bot.login import login  # noqa: E402
 from bot.story_cli import branches, fork, lore  # noqa: E402
 
 cli.add_command(local)
-for command in (branches, fork, lore):
+for command in (branches, fork, lore, login):
     cli.add_command(command)
 
 __all__ = ["LocalAction", "LocalActionError", "cli", "main"]

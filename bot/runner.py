@@ -150,7 +150,15 @@ class StoryRunner:
                 raise StateError(f"there is no open round to close on branch {branch!r}")
             episode.round.closes_at = min(episode.round.closes_at, self.clock())
             episode_id = episode.id
-        return self._advance(episode_id, self.clock()).note
+            polls = {
+                name: self._sent_ref(session, episode.id, "poll", name) for name in self.platforms
+            }
+        note = self._advance(episode_id, self.clock()).note
+        for name, remote_id in polls.items():
+            end_poll = getattr(self.platforms[name], "end_poll", None)
+            if remote_id and callable(end_poll):  # platforms that can close a poll early
+                end_poll(PostRef(name, remote_id))
+        return note
 
     def set_paused(self, paused: bool) -> str:
         with self.lock:
@@ -512,7 +520,9 @@ class StoryRunner:
                 name: self._sent_ref(session, episode.id, "clip", name) for name in self.platforms
             }
             poll = Poll(tuple(o.label for o in rnd.options), rnd.closes_at)
-            text = poll_caption(self.config.story.poll_question, rnd.options, limits.max_post_chars)
+            text = poll_caption(
+                self.config.story.poll_question, rnd.options, limits.max_post_chars, episode.number
+            )
             label = f"{episode.number}{_tag(episode)}"
 
         def build(row: Post) -> OutgoingPost:

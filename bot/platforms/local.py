@@ -145,6 +145,13 @@ class LocalPlatform:
             closed = post.poll_closes_at is not None and post.poll_closes_at <= self._clock()
             return PollTally(self.name, tuple(counts), voters=sum(counts), closed=closed)
 
+    def end_poll(self, poll: PostRef) -> None:
+        """Close a poll early (the operator closed the round): later votes are refused."""
+        with session_scope(self._factory) as session:
+            post = session.get(LocalPost, int(poll.remote_id))
+            if post is not None and post.poll_closes_at is not None:
+                post.poll_closes_at = min(post.poll_closes_at, self._clock())
+
     # -- followers ----------------------------------------------------------------
 
     def act(self, action: LocalAction) -> str:

@@ -195,9 +195,7 @@ class FfmpegAssembler:
             if request.cues:
                 # Kept beside the clip as a sidecar for players and platforms.
                 with atomic_output(out.with_suffix(".ass")) as ass_tmp:
-                    ass_tmp.write_text(
-                        to_ass(request.cues, request.width, request.height), "utf-8"
-                    )
+                    ass_tmp.write_text(to_ass(request.cues, request.width, request.height), "utf-8")
                 ass = out.with_suffix(".ass")
             self._run(self.command(request, total, ass, tmp))
         return ClipInfo(path=out, duration_s=total)

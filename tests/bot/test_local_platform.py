@@ -186,3 +186,11 @@ def test_thread_json_shape(local: LocalPlatform) -> None:
         "closes_at": (T0 + timedelta(hours=1)).isoformat(),
     }
     assert posts[2]["text"] == "<script>alert(1)</script>" and not posts[2]["is_bot"]
+
+
+def test_an_early_close_ends_the_local_poll(local: LocalPlatform, clock: Clock) -> None:
+    _, poll = post_clip_and_poll(local)
+    local.end_poll(poll)
+    with pytest.raises(LocalActionError, match="has closed"):
+        local.act(LocalAction("ana", vote=1))
+    assert local.fetch_tally(poll).closed

@@ -1,7 +1,7 @@
 """Test helpers for the X adapter: spec validation, recorded traffic, a scripted X on loopback.
 
 Every request the adapter sends through :class:`SpecSession` is validated against X's OpenAPI
-description of API v2 (``../shared/fixtures/x/x-api-v2-openapi.json``), and so is every 2xx
+description of API v2 (``tests/fixtures/x/x-api-v2-openapi.json``), and so is every 2xx
 answer it receives, recorded or canned. Two adjustments to the spec, both about validation
 rather than the API:
 
@@ -41,7 +41,7 @@ from openapi_core.contrib.requests import RequestsOpenAPIResponse
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "x"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "x"
 SPEC_PATH = FIXTURES / "x-api-v2-openapi.json"
 SPEC_HOST = "https://api.x.com"
 SNOWFLAKE_EPOCH_MS = 1288834974657

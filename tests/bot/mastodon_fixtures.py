@@ -1,0 +1,220 @@
+"""Servers for the Mastodon adapter tests: recorded cassettes, and mastodon-mock on loopback.
+
+Response bodies come from a real Mastodon 4.6 server (tests/fixtures/mastodon, recorded
+by Mastodon.py's test suite), sometimes re-sequenced or assembled (a recorded status inside a
+recorded context shape), or from mastodon-mock, a third-party Mastodon API server run here on
+127.0.0.1. No cassette holds a 404, so that one is Mastodon's documented error body.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import uvicorn
+import vcr
+import yaml
+from mastodon import Mastodon
+
+CASSETTES = Path(
+    os.environ.get(
+        "STORYBOT_MASTODON_CASSETTES",
+        Path(__file__).resolve().parents[1] / "fixtures" / "mastodon",
+    )
+)
+RECORDED_BASE = "http://localhost:3000"  # where the cassettes were recorded
+
+
+# -- recorded traffic -----------------------------------------------------------------
+
+
+@cache
+def _interactions(name: str) -> tuple[dict[str, Any], ...]:
+    path = CASSETTES / name
+    if not path.is_file():
+        pytest.fail(f"recorded Mastodon traffic is missing: {path}", pytrace=False)
+    with path.open() as fh:
+        data = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return tuple(data["interactions"])
+
+
+def recorded(name: str, method: str, path_end: str, nth: int = 0) -> dict[str, Any]:
+    """One recorded interaction (a deep copy): the ``nth`` whose path ends with ``path_end``."""
+    hits = [
+        i
+        for i in _interactions(name)
+        if i["request"]["method"] == method
+        and i["request"]["uri"].split("?")[0].rstrip("/").endswith(path_end.rstrip("/"))
+    ]
+    if len(hits) <= nth:
+        raise LookupError(f"{name} has no {method} …{path_end} #{nth}")
+    interaction = copy.deepcopy(hits[nth])
+    interaction["request"]["body"] = None  # matching is on method and path; uploads are big
+    return interaction
+
+
+def body(interaction: dict[str, Any]) -> Any:
+    """The JSON a recorded interaction answered with."""
+    return json.loads(interaction["response"]["body"]["string"])
+
+
+def retarget(interaction: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The same recorded response, answering another request (for scripted sequences)."""
+    interaction = copy.deepcopy(interaction)
+    interaction["request"]["method"] = method
+    interaction["request"]["uri"] = RECORDED_BASE + path
+    return interaction
+
+
+@contextmanager
+def replay(tmp_path: Path, *interactions: dict[str, Any]) -> Iterator[None]:
+    """Play ``interactions`` back in order (vcrpy, record mode none: nothing reaches a network)."""
+    path = tmp_path / f"cassette-{len(list(tmp_path.glob('cassette-*')))}.yaml"
+    path.write_text(yaml.safe_dump({"interactions": list(interactions), "version": 1}))
+    player = vcr.VCR(record_mode="none", match_on=["method", "path"])
+    with player.use_cassette(str(path)):
+        yield
+
+
+class RecordingSession(requests.Session):
+    """A requests session that remembers what the adapter sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append((str(method), str(url), kwargs))
+        return super().request(str(method), str(url), *args, **kwargs)
+
+    def calls(self) -> list[str]:
+        return [
+            f"{m} {u.split('//', 1)[-1].split('/', 1)[-1].split('?')[0]}" for m, u, _ in self.sent
+        ]
+
+
+# -- mastodon-mock on loopback ----------------------------------------------------------
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class MockMastodon:
+    """mastodon-mock (seeded with alice, bob, carol) on 127.0.0.1 and a free port.
+
+    ``ignore_idempotency`` strips the Idempotency-Key header before the server sees it, to
+    stand in for servers that do not implement it. ``seen`` lists every request's method
+    and path, fault-injected ones included.
+    """
+
+    def __init__(
+        self, tmp_path: Path, *, version: str | None = None, ignore_idempotency: bool = False
+    ) -> None:
+        from mastodon_mock.app import create_app
+        from mastodon_mock.config import DatabaseConfig, MastodonMockConfig, StreamingConfig
+        from mastodon_mock.testing.seed import DEFAULT_TEST_SEED
+
+        config = MastodonMockConfig(
+            database=DatabaseConfig(path=":memory:"),
+            seed=DEFAULT_TEST_SEED,
+            streaming=StreamingConfig(enabled=False),
+            media_storage_path=str(tmp_path / "mock-media"),
+            url_scheme="http",
+        )
+        if version is not None:
+            config.mocked_version = version
+        self.domain = config.domain
+        self.seen: list[str] = []
+        self._app = create_app(config)
+        self._ignore_idempotency = ignore_idempotency
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self._asgi, host="127.0.0.1", port=0, log_level="warning", interface="asgi3"
+            )
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.base_url = ""
+
+    async def _asgi(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "http":
+            self.seen.append(f"{scope['method']} {scope['path']}")
+            if self._ignore_idempotency:
+                scope = dict(scope)
+                scope["headers"] = [
+                    (k, v) for k, v in scope["headers"] if k.lower() != b"idempotency-key"
+                ]
+        await self._app(scope, receive, send)
+
+    def __enter__(self) -> MockMastodon:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("mastodon-mock did not start")
+            time.sleep(0.02)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def client(self, username: str) -> Mastodon:
+        """A follower's own client (tokens are the mock's seeded ``<name>_token``)."""
+        return Mastodon(
+            access_token=f"{username}_token",
+            api_base_url=self.base_url,
+            version_check_mode="none",
+            mastodon_version="4.0.0",
+            ratelimit_method="throw",
+        )
+
+    def fault(
+        self,
+        path_regex: str,
+        *,
+        methods: list[str] | None = None,
+        effect: str = "status",
+        status: int | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        count: int | None = None,
+    ) -> str:
+        """Make the server misbehave (mastodon-mock's fault-injection control plane)."""
+        spec: dict[str, Any] = {"type": effect}
+        if status is not None:
+            spec["status"] = status
+        if body is not None:
+            spec["body"] = body
+        if headers is not None:
+            spec["headers"] = headers
+        rule = {
+            "match": {"methods": methods, "path": None, "path_regex": path_regex},
+            "effect": spec,
+            "count": count,
+        }
+        answer = requests.post(f"{self.base_url}/api/v1/_mock/faults", json=rule, timeout=10)
+        answer.raise_for_status()
+        rule_id: str = answer.json()["id"]
+        return rule_id
+
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.base_url}/api/v1/_mock/faults", timeout=10).raise_for_status()
