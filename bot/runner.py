@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from bot import rounds
 from bot.captions import alt_text, clip_caption, poll_caption
 from bot.config import Config
 from bot.harvest import harvest
-from bot.outbox import Outbox, ensure_rows, idempotency_key
+from bot.outbox import Outbox, ensure_post, idempotency_key
 from bot.platforms.base import Limits, Media, OutgoingPost, Platform, Poll, PostRef
 from bot.platforms.base import PollTally as TallyIn
 from generation.pipeline import Generators, RenderJob, derive_seed, render_episode
@@ -225,6 +226,7 @@ class StoryRunner:
     def _step_locked(self, story_id: int) -> StepResult:
         """One step on the first branch that has something due."""
         now = self.clock()
+        self.outbox.sweep(now)  # platforms that fell behind catch up, in thread order
         with session_scope(self.factory) as session:
             story = session.get(Story, story_id)
             if story is None or story.status is not StoryStatus.ACTIVE:
@@ -372,7 +374,9 @@ class StoryRunner:
             )
             out_dir = self._episode_dir(episode)
         # Rendering holds no transaction: it is slow, and a crash here just renders again.
+        started = time.monotonic()
         result = render_episode(self.generators, job, out_dir)
+        render_s = time.monotonic() - started
         with session_scope(self.factory) as session:
             episode = session.get(Episode, episode_id)
             assert episode is not None
@@ -383,6 +387,7 @@ class StoryRunner:
             episode.audio_path = str(result.audio.relative_to(root))
             episode.video_path = str(result.video.relative_to(root))
             episode.duration_s = result.duration_s
+            episode.render_s = round(render_s, 3)
             move(episode, EpisodeState.RENDERED)
             return StepResult(
                 True,
@@ -417,45 +422,50 @@ class StoryRunner:
             )
         ).first()
 
+    def _post_row(self, session: Session, episode_id: int, kind: str, platform: str) -> Post | None:
+        return session.scalars(
+            select(Post).where(
+                Post.episode_id == episode_id, Post.kind == kind, Post.platform == platform
+            )
+        ).first()
+
     def _publish_clip(self, episode_id: int, now: datetime) -> StepResult:
         limits = self.limits()
         with session_scope(self.factory) as session:
             episode = session.get(Episode, episode_id)
             assert episode is not None
-            keys = {name: self._key(episode, "clip", name) for name in self.platforms}
-            post_ids = [r.id for r in ensure_rows(session, episode.id, "clip", keys)]
             parent = episode.parent
             # A fork starts its own thread; otherwise the clip answers the previous poll.
-            threaded = parent is not None and parent.branch == episode.branch
-            parents = {
-                name: self._sent_ref(session, parent.id, "poll", name)
-                if parent is not None and threaded
-                else None
-                for name in self.platforms
-            }
+            threaded = parent if parent is not None and parent.branch == episode.branch else None
             credits = self._credits(session, episode)
-            caption = clip_caption(episode, credits, limits.max_post_chars)
-            media = Media(
-                self.media_root / (episode.video_path or ""),
-                alt_text(episode.narration or "", credits),
+            message = OutgoingPost(
+                idempotency_key="",
+                text=clip_caption(episode, credits, limits.max_post_chars),
+                media=(
+                    Media(
+                        self.media_root / (episode.video_path or ""),
+                        alt_text(episode.narration or "", credits),
+                    ),
+                ),
             )
+            post_ids = []
+            for name in self.platforms:
+                answers = self._post_row(session, threaded.id, "poll", name) if threaded else None
+                row = ensure_post(
+                    session,
+                    episode_id=episode.id,
+                    platform=name,
+                    kind="clip",
+                    key=self._key(episode, "clip", name),
+                    post=message,
+                    parent_post_id=answers.id if answers else None,
+                )
+                post_ids.append(row.id)
             label = f"{episode.number}{_tag(episode)}"
-
-        def build(row: Post) -> OutgoingPost:
-            return OutgoingPost(
-                idempotency_key=row.idempotency_key,
-                text=caption,
-                in_reply_to=parents.get(row.platform),
-                media=(media,),
-            )
-
-        if not self.outbox.send(post_ids, build, now):
-            return self._outbox_stalled(episode_id, post_ids, now)
-        with session_scope(self.factory) as session:
-            episode = session.get(Episode, episode_id)
-            assert episode is not None
-            move(episode, EpisodeState.PUBLISHED)
-        return StepResult(True, f"posted episode {label}")
+        self.outbox.send(post_ids, now)
+        return self._after_send(
+            episode_id, post_ids, EpisodeState.PUBLISHED, f"posted episode {label}"
+        )
 
     def _credits(self, session: Session, episode: Episode) -> list[str]:
         """This episode's contributors; the final episode thanks everyone on its path."""
@@ -467,20 +477,32 @@ class StoryRunner:
         ).all()
         return list(dict.fromkeys(c.contributor.display_name for c in rows))
 
-    def _outbox_stalled(self, episode_id: int, post_ids: list[int], now: datetime) -> StepResult:
+    def _after_send(
+        self, episode_id: int, post_ids: list[int], target: EpisodeState, note: str
+    ) -> StepResult:
+        """Move on once any platform has the post; the others catch up later, in order.
+
+        Only when every platform refused for good is the episode held for the operator.
+        """
         with session_scope(self.factory) as session:
-            rows = [session.get(Post, i) for i in post_ids]
-            failed = [r for r in rows if r is not None and r.state is PostState.FAILED]
-            waits = [r.next_attempt_at for r in rows if r is not None and r.next_attempt_at]
+            rows = [r for r in (session.get(Post, i) for i in post_ids) if r is not None]
             episode = session.get(Episode, episode_id)
             assert episode is not None
-            if failed:
+            if any(r.state is PostState.SENT for r in rows):
+                lagging = [r.platform for r in rows if r.state is not PostState.SENT]
+                move(episode, target)
+                return StepResult(
+                    True, note + (f" (later on {', '.join(lagging)})" if lagging else "")
+                )
+            failed = [r for r in rows if r.state is PostState.FAILED]
+            if rows and len(failed) == len(rows):
                 reason = "; ".join(f"{r.platform}: {r.last_error}" for r in failed)
                 check_transition(episode.state, EpisodeState.FAILED)
                 episode.failed_from = episode.state
                 episode.failure_reason = f"post failed: {reason}"
                 episode.state = EpisodeState.FAILED
                 return StepResult(False, f"held episode {episode.number}: {reason}")
+            waits = [r.next_attempt_at for r in rows if r.next_attempt_at]
             if waits:
                 episode.next_attempt_at = min(waits)
         return StepResult(False, "posting waits for a retry")
@@ -514,27 +536,34 @@ class StoryRunner:
                 rounds.add_options(session, episode, rnd, limits, self.config)
                 session.flush()
                 session.refresh(rnd)
-            keys = {name: self._key(episode, "poll", name) for name in self.platforms}
-            post_ids = [r.id for r in ensure_rows(session, episode.id, "poll", keys)]
-            parents = {
-                name: self._sent_ref(session, episode.id, "clip", name) for name in self.platforms
-            }
-            poll = Poll(tuple(o.label for o in rnd.options), rnd.closes_at)
-            text = poll_caption(
-                self.config.story.poll_question, rnd.options, limits.max_post_chars, episode.number
+            message = OutgoingPost(
+                idempotency_key="",
+                text=poll_caption(
+                    self.config.story.poll_question,
+                    rnd.options,
+                    limits.max_post_chars,
+                    episode.number,
+                ),
+                poll=Poll(tuple(o.label for o in rnd.options), rnd.closes_at),
             )
+            post_ids = []
+            for name in self.platforms:
+                clip = self._post_row(session, episode.id, "clip", name)
+                row = ensure_post(
+                    session,
+                    episode_id=episode.id,
+                    platform=name,
+                    kind="poll",
+                    key=self._key(episode, "poll", name),
+                    post=message,
+                    parent_post_id=clip.id if clip else None,
+                )
+                post_ids.append(row.id)
             label = f"{episode.number}{_tag(episode)}"
-
-        def build(row: Post) -> OutgoingPost:
-            return OutgoingPost(row.idempotency_key, text, parents.get(row.platform), poll=poll)
-
-        if not self.outbox.send(post_ids, build, now):
-            return self._outbox_stalled(episode_id, post_ids, now)
-        with session_scope(self.factory) as session:
-            episode = session.get(Episode, episode_id)
-            assert episode is not None
-            move(episode, EpisodeState.POLLING)
-        return StepResult(True, f"opened the round after episode {label}")
+        self.outbox.send(post_ids, now)
+        return self._after_send(
+            episode_id, post_ids, EpisodeState.POLLING, f"opened the round after episode {label}"
+        )
 
     def _poll(self, episode_id: int, now: datetime) -> StepResult:
         with session_scope(self.factory) as session:

@@ -137,6 +137,7 @@ class Episode(Base):
     audio_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     video_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     duration_s: Mapped[float | None] = mapped_column(nullable=True)
+    render_s: Mapped[float | None] = mapped_column(nullable=True)  # wall time of the render
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -271,6 +272,12 @@ class Post(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     state: Mapped[PostState] = mapped_column(_enum(PostState, "post_state"))
     in_reply_to: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The post this one answers on the same platform; it must be SENT before this one goes.
+    parent_post_id: Mapped[int | None] = mapped_column(
+        ForeignKey("posts.id", ondelete="SET NULL"), nullable=True
+    )
+    # Everything needed to (re)send it later: text, media, poll.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     remote_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

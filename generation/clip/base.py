@@ -26,12 +26,17 @@ class ClipRequest:
     lead_in_s: float = 0.5  # silence before the narration starts
     tail_s: float = 1.0  # picture after it ends
     look: str = "film"  # "clean" | "film" | "vhs"
+    music: Path | None = None  # any audio ffmpeg reads; looped or cut to the clip, ducked
+    music_gain_db: float = -20.0  # the bed's level under the narration, before ducking
 
 
 @dataclass(frozen=True)
 class ClipInfo:
     path: Path
     duration_s: float
+    srt: Path | None = None  # SubRip sidecar with the same cues, when there were any
+    poster: Path | None = None  # a JPEG frame from a third of the way in, without subtitles
+    size_bytes: int = 0
 
 
 class ClipAssembler(Protocol):

@@ -1,4 +1,4 @@
-"""Subtitles as pure functions: narration → screen lines → timed cues → an ASS document."""
+"""Subtitles as pure functions: narration → screen lines → timed cues → ASS and SRT documents."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ FONT = "DejaVu Sans"  # ships with nearly every Linux image and with libass test
 _SENTENCE = re.compile(r".+?(?:[.!?…]+[\"'”’)\]]*(?=\s|$)|$)", re.DOTALL)
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:—–])\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_SRT_BREAK = re.compile(r"\r\n?|[\u2028\u2029]")
+_SRT_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]+")  # all but the newline
 _WORD_JOINER = "\u2060"  # invisible; stops "\N", "\h", "\{" from forming after a backslash
 
 
@@ -135,3 +137,30 @@ def to_ass(cues: Sequence[Cue], width: int, height: int) -> str:
         if c.end_s > c.start_s
     ]
     return "\n".join([*head, *events]) + "\n"
+
+
+def _srt_timestamp(seconds: float) -> str:
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+
+
+def srt_text(text: str) -> str:
+    """Cue text for SubRip: LF line ends, no blank lines (one would end the cue early)."""
+    text = _SRT_BREAK.sub("\n", text)
+    lines = (" ".join(_SRT_CONTROL.sub(" ", line).split()) for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def to_srt(cues: Sequence[Cue]) -> str:
+    """A SubRip document of the same cues that :func:`to_ass` burns in, numbered from 1."""
+    blocks: list[str] = []
+    for cue in cues:
+        text = srt_text(cue.text)
+        if cue.end_s <= cue.start_s or not text:
+            continue
+        span = f"{_srt_timestamp(cue.start_s)} --> {_srt_timestamp(cue.end_s)}"
+        blocks.append(f"{len(blocks) + 1}\n{span}\n{text}\n")
+    return "\n".join(blocks)

@@ -257,3 +257,44 @@ def test_pause_stops_every_step_until_resumed(
     clock.now += timedelta(days=1)
     assert app.runner.tick() == []
     assert episodes(app)[0].state is EpisodeState.POLLING
+
+
+class Mirror(LocalPlatform):
+    """A second platform kept in the same sandbox tables, down for its first ``outage`` calls."""
+
+    name = "mirror"
+
+    def __init__(self, inner: LocalPlatform, outage: int) -> None:
+        super().__init__(inner._factory, "mirrorbot", inner._clock)
+        self.outage = outage
+
+    def publish(self, post: OutgoingPost) -> PostRef:
+        if self.outage > 0:
+            self.outage -= 1
+            raise TransientError("503 from the mirror")
+        ref = super().publish(post)
+        return PostRef(self.name, ref.remote_id)
+
+
+def test_a_lagging_platform_catches_up_in_thread_order(
+    sqlite_url: str, make_app: MakeApp, clock: Clock
+) -> None:
+    probe = make_app(sqlite_url)
+    assert probe.local is not None
+    mirror = Mirror(probe.local, outage=2)  # max_attempts is 3 in these tests
+    app = make_app(sqlite_url, platforms={"local": probe.local, "mirror": mirror})
+    notes = app.runner.tick()
+    assert any("(later on mirror)" in n for n in notes)
+    assert episodes(app)[0].state is EpisodeState.POLLING  # local carried on alone
+    for _ in range(6):
+        clock.now += timedelta(minutes=10)
+        app.runner.tick()
+    with session_scope(app.factory) as session:
+        rows = session.scalars(select(Post).order_by(Post.sent_at, Post.id)).all()
+        mirror_rows = [r for r in rows if r.platform == "mirror"]
+        assert [r.state for r in rows] == [PostState.SENT] * len(rows)
+        assert [r.kind for r in mirror_rows][:2] == ["clip", "poll"]
+        clip, poll = mirror_rows[0], mirror_rows[1]
+        assert poll.in_reply_to == clip.remote_id  # threaded on the mirror too
+        assert clip.sent_at is not None and poll.sent_at is not None
+        assert clip.sent_at <= poll.sent_at
