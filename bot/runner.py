@@ -17,6 +17,7 @@ from bot import rounds
 from bot.captions import alt_text, clip_caption, poll_caption
 from bot.config import Config
 from bot.harvest import harvest
+from bot.jobs import JobQueue
 from bot.outbox import Outbox, ensure_post, idempotency_key
 from bot.platforms.base import Limits, Media, OutgoingPost, Platform, Poll, PostRef
 from bot.platforms.base import PollTally as TallyIn
@@ -75,8 +76,12 @@ class StoryRunner:
         generators: Generators,
         media_root: Path,
         clock: Callable[[], datetime],
+        jobs: JobQueue | None = None,
+        job_timeout: timedelta = timedelta(minutes=30),
     ) -> None:
         self.config = config
+        self.jobs = jobs
+        self.job_timeout = job_timeout
         self.factory = factory
         self.platforms = dict(platforms)
         self.generators = generators
@@ -253,6 +258,46 @@ class StoryRunner:
             episode = session.get(Episode, episode_id)
             assert episode is not None
             state = episode.state
+        if self.jobs is not None and state in (EpisodeState.PLANNED, EpisodeState.WRITTEN):
+            return self._submit(episode_id, now)
+        return self._run_step(episode_id, state, now)
+
+    def render_now(self, episode_id: int) -> StepResult:
+        """A worker's job: write and render one episode here, then give it back."""
+        with self.lock:
+            now = self.clock()
+            result = StepResult(False, "nothing to do")
+            for _ in range(2):  # PLANNED → WRITTEN → RENDERED
+                with session_scope(self.factory) as session:
+                    episode = session.get(Episode, episode_id)
+                    if episode is None or episode.state not in (
+                        EpisodeState.PLANNED,
+                        EpisodeState.WRITTEN,
+                    ):
+                        break
+                    state = episode.state
+                result = self._run_step(episode_id, state, now)
+                if not result.progressed:
+                    break
+            with session_scope(self.factory) as session:
+                episode = session.get(Episode, episode_id)
+                if episode is not None:
+                    episode.job_id = None
+                    episode.job_submitted_at = None
+            return result
+
+    def _submit(self, episode_id: int, now: datetime) -> StepResult:
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None and self.jobs is not None
+            fresh = episode.job_submitted_at and episode.job_submitted_at > now - self.job_timeout
+            if fresh:
+                return StepResult(False, f"episode {episode.number} is rendering on a worker")
+            episode.job_id = self.jobs.submit(episode_id)
+            episode.job_submitted_at = now
+            return StepResult(False, f"episode {episode.number} queued for a worker")
+
+    def _run_step(self, episode_id: int, state: EpisodeState, now: datetime) -> StepResult:
         handler = {
             EpisodeState.PLANNED: self._write,
             EpisodeState.WRITTEN: self._render,

@@ -138,6 +138,9 @@ class Episode(Base):
     video_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     duration_s: Mapped[float | None] = mapped_column(nullable=True)
     render_s: Mapped[float | None] = mapped_column(nullable=True)  # wall time of the render
+    # Set while a render worker owns the episode (Celery); cleared when the step finishes.
+    job_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    job_submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
