@@ -150,8 +150,8 @@ def _platforms(config: Config, factory: sessionmaker[Session], clock: Clock) -> 
             mastodon.instance,
             config.secret(mastodon.token_env),
             visibility=mastodon.visibility,
-            language=mastodon.language,
-            spoiler_text=mastodon.spoiler_text,
+            language=mastodon.language or None,
+            spoiler_text=mastodon.spoiler_text or None,
             media_deadline_s=mastodon.media_deadline_s,
             clock=clock,
         )

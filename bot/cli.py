@@ -79,7 +79,7 @@ def cli(ctx: click.Context, config_path: Path, verbose: bool) -> None:
 
 
 @cli.command()
-@click.option("--no-web", is_flag=True, help="Do not serve /healthz.")
+@click.option("--no-web", is_flag=True, help="Do not serve the sandbox, dashboard and /healthz.")
 @click.pass_context
 def run(ctx: click.Context, no_web: bool) -> None:
     """Run the story until stopped (SIGTERM or Ctrl-C stop it between steps)."""
