@@ -48,11 +48,14 @@ def in_shot(entries: Sequence[Lore], *texts: str) -> tuple[Lore, ...]:
 
 
 def image_prompt_with_cast(prompt: str, cast: Sequence[Lore]) -> str:
-    """Re-inject each character's fixed look so they are drawn alike in every episode."""
+    """Re-inject each character's fixed look so they are drawn alike in every episode.
+
+    The looks go first: CLIP-based image models read only the first 77 tokens.
+    """
     if not cast:
         return prompt
-    looks = "; ".join(f"{c.name}: {c.visual}" for c in cast)
-    return f"{prompt}. Characters: {looks}"
+    looks = "; ".join(f"{c.name}, {c.visual}" for c in cast)
+    return f"{looks}; {prompt}"
 
 
 def update_summary(summary: str, number: int, beat: str, max_chars: int = 900) -> str:

@@ -31,8 +31,8 @@ def test_the_cast_is_reinjected_into_the_image_prompt() -> None:
     assert cast == (MARA, MOSS)
     prompt = image_prompt_with_cast("a salt flat at dusk", cast)
     assert prompt == (
-        "a salt flat at dusk. Characters: Mara: a hooded courier with a satchel; "
-        "Moss: a grey-bearded engineer in overalls"
+        "Mara, a hooded courier with a satchel; Moss, a grey-bearded engineer in overalls; "
+        "a salt flat at dusk"
     )
     assert image_prompt_with_cast("x", ()) == "x"
 
