@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from dotenv import load_dotenv
 
 from bot.app import App, build_app, database_url
 from bot.config import Config, load_config
@@ -70,11 +71,22 @@ def _app(ctx: click.Context) -> Iterator[App]:
     show_default=True,
     help="The config file.",
 )
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="STORYBOT_ENV_FILE",
+    help="Secrets as KEY=value lines (default: .env beside the config, if present).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path, verbose: bool) -> None:
+def cli(ctx: click.Context, config_path: Path, env_file: Path | None, verbose: bool) -> None:
     """storybot: a serial sci-fi story its followers write with it."""
     _setup_logging(verbose)
+    env_file = env_file or config_path.resolve().parent / ".env"
+    if env_file.is_file():
+        # Variables already set in the environment win over the file.
+        load_dotenv(env_file, override=False)
     ctx.ensure_object(dict)["config_path"] = config_path
 
 

@@ -194,3 +194,14 @@ def test_run_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("Error: web.port: cannot serve on")
     assert "Traceback" not in result.stderr
+
+
+def test_secrets_can_come_from_an_env_file_beside_the_config(tmp_path: Path) -> None:
+    data = small_config(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}")
+    data["generation"]["writer"] = {"backend": "openai", "api_key_env": "STORYBOT_TEST_ENV_KEY"}
+    config = write_config(tmp_path, data)
+    missing = storybot(config, "status", check=False)
+    assert missing.returncode == 1
+    assert "STORYBOT_TEST_ENV_KEY is not set" in missing.stderr
+    (tmp_path / ".env").write_text("export STORYBOT_TEST_ENV_KEY='sk-from-file'\n")
+    assert "no stories yet" in storybot(config, "status").stdout
