@@ -45,11 +45,12 @@ def reply(ctx: click.Context, actor: str, to: str | None, text: str) -> None:
 
 @local.command()
 @click.option("--as", "actor", required=True)
+@click.option("--to", "to", default=None, help="The poll's post id (default: the latest poll).")
 @click.argument("option")
 @click.pass_context
-def vote(ctx: click.Context, actor: str, option: str) -> None:
+def vote(ctx: click.Context, actor: str, to: str | None, option: str) -> None:
     """Vote in the open poll: a 1-based option number or the exact label."""
-    _do(ctx, LocalAction(actor=actor, vote=option))
+    _do(ctx, LocalAction(actor=actor, vote=option, to=to))
 
 
 @local.command()

@@ -20,6 +20,7 @@ def story_status(session: Session) -> dict[str, Any]:
             episodes.append(
                 {
                     "number": e.number,
+                    "branch": e.branch,
                     "state": str(e.state),
                     "title": e.title,
                     "beat": e.beat,
@@ -41,7 +42,7 @@ def story_status(session: Session) -> dict[str, Any]:
                 }
             )
             r = e.round
-            if r is not None and r.status == "open":
+            if r is not None and r.status == "open" and e.branch == "main":
                 open_round = {
                     "episode": e.number,
                     "closes_at": r.closes_at.isoformat(),
@@ -71,7 +72,8 @@ def render_text(doc: dict[str, Any]) -> str:
             f"{len(s['episodes'])}/{s['episode_cap']} episodes"
         )
         for e in s["episodes"]:
-            line = f"  #{e['number']:>3} {e['state']:<9} {e['title'] or e['beat'][:60]}"
+            branch = "" if e["branch"] == "main" else f" [{e['branch']}]"
+            line = f"  #{e['number']:>3}{branch} {e['state']:<9} {e['title'] or e['beat'][:60]}"
             if e["failure"]:
                 line += f"  ! {e['failure']}"
             lines.append(line)

@@ -175,7 +175,7 @@ class LocalPlatform:
         if action.reply is not None:
             return self._reply(session, actor, action.reply, action.to)
         if action.vote is not None:
-            return self._vote(session, actor, action.vote)
+            return self._vote(session, actor, action.vote, action.to)
         if action.like is not None:
             return self._like(session, actor, action.like)
         raise LocalActionError("an action needs one of: reply, vote, like")
@@ -214,8 +214,9 @@ class LocalPlatform:
         session.flush()
         return f"reply {row.id} by {actor} to post {parent.id}"
 
-    def _vote(self, session: Session, actor: str, choice: int | str) -> str:
-        poll = self._open_poll(session)
+    def _vote(self, session: Session, actor: str, choice: int | str, to: str | None) -> str:
+        # The latest poll by default; a fork's poll when its post id is given.
+        poll = session.get(LocalPost, _post_id(to)) if to is not None else self._open_poll(session)
         if poll is None or poll.poll_options is None or poll.poll_closes_at is None:
             raise LocalActionError("there is no poll to vote in")
         if poll.poll_closes_at <= self._clock():

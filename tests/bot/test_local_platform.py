@@ -194,3 +194,18 @@ def test_an_early_close_ends_the_local_poll(local: LocalPlatform, clock: Clock) 
     with pytest.raises(LocalActionError, match="has closed"):
         local.act(LocalAction("ana", vote=1))
     assert local.fetch_tally(poll).closed
+
+
+def test_a_vote_can_name_its_poll(local: LocalPlatform) -> None:
+    _, first = post_clip_and_poll(local)
+    second = local.publish(
+        OutgoingPost(
+            "s:fork:poll:local", "What if?", poll=Poll(("Yes", "No"), T0 + timedelta(hours=1))
+        )
+    )
+    local.act(LocalAction("ana", vote=2, to=first.remote_id))
+    local.act(LocalAction("ana", vote=1))  # the latest poll: the fork's
+    assert local.fetch_tally(first).counts == (0, 1)
+    assert local.fetch_tally(second).counts == (1, 0)
+    with pytest.raises(LocalActionError, match="no poll"):
+        local.act(LocalAction("ben", vote=1, to="1"))  # the clip post has no poll
