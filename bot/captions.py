@@ -10,21 +10,41 @@ from story_state.text import shorten
 ALT_TEXT_LIMIT = 1500
 
 
-def _credit_line(names: Sequence[str]) -> str:
+def _credit_line(names: Sequence[str], room: int | None = None) -> str:
+    """ "Story ideas from ana, ben and 12 more." — as many names as ``room`` allows."""
     if not names:
         return ""
-    return "Story ideas from " + ", ".join(names) + ". Thank you!"
+    shown = list(names)
+    while True:
+        hidden = len(names) - len(shown)
+        listed = ", ".join(shown) + (f" and {hidden} more" if hidden else "")
+        line = f"Story ideas from {listed}. Thank you!"
+        if room is None or len(line) <= room or len(shown) <= 1:
+            return line if room is None or len(line) <= room else ""
+        shown.pop()
 
 
-def clip_caption(episode: Episode, credits: Sequence[str], max_chars: int) -> str:
-    parts = [episode.title or f"Episode {episode.number}"]
-    credit = _credit_line(credits)
-    tail = "\n\n" + credit if credit else ""
-    room = max_chars - len(parts[0]) - len(tail) - 2
+def voters_line(voters: int | None) -> str:
+    if not voters:
+        return ""
+    return f"Chosen by {voters} voter{'s' if voters != 1 else ''}."
+
+
+def clip_caption(
+    episode: Episode, credits: Sequence[str], max_chars: int, voters: int | None = None
+) -> str:
+    """Title, as much narration as fits, and the people who shaped this episode."""
+    title = episode.title or f"Episode {episode.number}"
+    tail = " ".join(
+        part for part in (voters_line(voters), _credit_line(credits, max_chars // 2)) if part
+    )
+    room = max_chars - len(title) - (len(tail) + 2 if tail else 0) - 2
+    parts = [title]
     if episode.narration and room > 40:
         parts.append(shorten(episode.narration, room))
-    text = "\n\n".join(parts) + tail
-    return shorten(text, max_chars)
+    if tail:
+        parts.append(tail)
+    return shorten("\n\n".join(parts), max_chars)
 
 
 def alt_text(narration: str, credits: Sequence[str]) -> str:

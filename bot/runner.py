@@ -59,6 +59,13 @@ def _tag(episode: Episode) -> str:
     return "" if episode.branch == MAIN else f" [{episode.branch}]"
 
 
+def _voters(episode: Episode | None) -> int | None:
+    """How many people voted in the round that chose the next episode's beat."""
+    if episode is None or episode.round is None or not episode.round.decision:
+        return None
+    return int(episode.round.decision.get("voters", 0)) or None
+
+
 def path_to(episode: Episode) -> list[Episode]:
     """The episodes from the first to ``episode`` along its branch's ancestry."""
     chain = [episode]
@@ -485,7 +492,12 @@ class StoryRunner:
             credits = self._credits(session, episode)
             message = OutgoingPost(
                 idempotency_key="",
-                text=clip_caption(episode, credits, limits.max_post_chars),
+                text=clip_caption(
+                    episode,
+                    credits,
+                    limits.max_post_chars,
+                    voters=_voters(episode.parent),
+                ),
                 media=(
                     Media(
                         self.media_root / (episode.video_path or ""),

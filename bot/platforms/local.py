@@ -101,7 +101,7 @@ class LocalPlatform:
             return PostRef(self.name, str(row.id))
 
     def fetch_replies(self, posts: tuple[PostRef, ...]) -> list[Reply]:
-        ids = [int(p.remote_id) for p in posts if p.platform == self.name]
+        ids = [_remote_id(p) for p in posts if p.platform == self.name]
         if not ids:
             return []
         with session_scope(self._factory) as session:
@@ -132,7 +132,7 @@ class LocalPlatform:
 
     def fetch_tally(self, poll: PostRef) -> PollTally:
         with session_scope(self._factory) as session:
-            post = session.get(LocalPost, int(poll.remote_id))
+            post = session.get(LocalPost, _remote_id(poll))
             if post is None or post.poll_options is None:
                 raise PermanentError(f"local post {poll.remote_id} has no poll")
             counts = [0] * len(post.poll_options)
@@ -148,7 +148,7 @@ class LocalPlatform:
     def end_poll(self, poll: PostRef) -> None:
         """Close a poll early (the operator closed the round): later votes are refused."""
         with session_scope(self._factory) as session:
-            post = session.get(LocalPost, int(poll.remote_id))
+            post = session.get(LocalPost, _remote_id(poll))
             if post is not None and post.poll_closes_at is not None:
                 post.poll_closes_at = min(post.poll_closes_at, self._clock())
 
@@ -293,6 +293,13 @@ class LocalPlatform:
                     }
                 )
             return {"posts": out}
+
+
+def _remote_id(ref: PostRef) -> int:
+    try:
+        return int(ref.remote_id)
+    except ValueError:
+        raise PermanentError(f"{ref.remote_id!r} is not a local post id") from None
 
 
 def _resolve_option(options: list[str], choice: int | str) -> int:
