@@ -17,6 +17,7 @@ help:
 	@echo "make test   - install everything the tests need (apt, venv, CPU torch) and run them"
 	@echo "make check  - ruff (lint + format check) and mypy --strict"
 	@echo "make demo   - a 3-episode offline story with a simulated audience in ./demo-out"
+	@echo "make bench  - render/size/memory/harvest figures (JSON on the last line)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +66,10 @@ check: venv-test
 
 demo: venv
 	$(BIN)/storybot --config $(CONFIG) demo --rounds 3 --out demo-out --seed 1 --audience 12
+
+# Render speed, file size, memory and the 10k-reply harvest; the last line is one JSON object.
+bench: venv-test
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -135,7 +135,8 @@ def _voice(config: Config) -> Voice:
 
 
 def _clip(config: Config) -> ClipAssembler:
-    return FfmpegAssembler(preset=config.generation.clip.preset)
+    clip = config.generation.clip
+    return FfmpegAssembler(preset=clip.preset, max_seconds=clip.max_seconds)
 
 
 def _platforms(config: Config, factory: sessionmaker[Session], clock: Clock) -> dict[str, Platform]:

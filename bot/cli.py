@@ -195,13 +195,14 @@ def demo(ctx: click.Context, rounds: int, out_dir: Path, seed: int, audience: in
         run_demo(config, rounds=rounds, out_dir=out_dir, seed=seed, audience=audience)
 
 
+from bot.cut_cli import cut  # noqa: E402
 from bot.doctor import doctor  # noqa: E402
 from bot.local_cli import local  # noqa: E402  (command groups live in their own modules)
 from bot.login import login  # noqa: E402
 from bot.story_cli import branches, fork, lore  # noqa: E402
 
 cli.add_command(local)
-for command in (branches, fork, lore, login, doctor):
+for command in (branches, fork, lore, login, doctor, cut):
     cli.add_command(command)
 
 __all__ = ["LocalAction", "LocalActionError", "cli", "main"]

@@ -152,6 +152,9 @@ class ClipSettings(_Section):
     fps: Annotated[int, Field(ge=12, le=60)] = 24
     look: Literal["clean", "film", "vhs"] = "film"
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
+    music: Path | None = None
+    music_gain_db: Annotated[float, Field(ge=-60, le=0)] = -20.0
+    max_seconds: Annotated[float, Field(gt=5, le=140)] = 140.0
 
 
 class GenerationSettings(_Section):

@@ -269,6 +269,18 @@ class StoryRunner:
             return self._submit(episode_id, now)
         return self._run_step(episode_id, state, now)
 
+    def rerender(self, episode_id: int) -> Path:
+        """Render an episode's files again from its stored script (they were deleted)."""
+        with self.lock, session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            assert episode is not None
+            if episode.narration is None:
+                raise StateError(f"episode {episode.number} has no script to render from")
+            job = self._render_job(session, episode)
+            out_dir = self._episode_dir(episode)
+        result = render_episode(self.generators, job, out_dir)
+        return result.video
+
     def render_now(self, episode_id: int) -> StepResult:
         """A worker's job: write and render one episode here, then give it back."""
         with self.lock:
@@ -402,28 +414,31 @@ class StoryRunner:
             base = base / episode.branch
         return base / f"episode-{episode.number:03d}"
 
-    def _render(self, episode_id: int, now: datetime) -> StepResult:
+    def _render_job(self, session: Session, episode: Episode) -> RenderJob:
         clip_cfg = self.config.generation.clip
+        prompt = episode.image_prompt or ""
+        cast = in_shot(rounds.lore_of(session, episode.story_id), prompt, episode.narration or "")
+        # The lead character's fixed seed keeps them looking alike from shot to shot.
+        seed = cast[0].image_seed if cast and cast[0].image_seed is not None else episode.seed
+        return RenderJob(
+            narration=episode.narration or "",
+            subtitles=tuple(episode.subtitles or ()),
+            image_prompt=image_prompt_with_cast(prompt, cast),
+            style=self.config.story.style,
+            seed=seed,
+            width=clip_cfg.width,
+            height=clip_cfg.height,
+            fps=clip_cfg.fps,
+            look=clip_cfg.look,
+            music=self._music(),
+            music_gain_db=clip_cfg.music_gain_db,
+        )
+
+    def _render(self, episode_id: int, now: datetime) -> StepResult:
         with session_scope(self.factory) as session:
             episode = session.get(Episode, episode_id)
             assert episode is not None
-            prompt = episode.image_prompt or ""
-            cast = in_shot(
-                rounds.lore_of(session, episode.story_id), prompt, episode.narration or ""
-            )
-            # The lead character's fixed seed keeps them looking alike from shot to shot.
-            seed = cast[0].image_seed if cast and cast[0].image_seed is not None else episode.seed
-            job = RenderJob(
-                narration=episode.narration or "",
-                subtitles=tuple(episode.subtitles or ()),
-                image_prompt=image_prompt_with_cast(prompt, cast),
-                style=self.config.story.style,
-                seed=seed,
-                width=clip_cfg.width,
-                height=clip_cfg.height,
-                fps=clip_cfg.fps,
-                look=clip_cfg.look,
-            )
+            job = self._render_job(session, episode)
             out_dir = self._episode_dir(episode)
         # Rendering holds no transaction: it is slow, and a crash here just renders again.
         started = time.monotonic()
@@ -445,6 +460,12 @@ class StoryRunner:
                 True,
                 f"rendered episode {episode.number}{_tag(episode)} ({result.duration_s:.1f} s)",
             )
+
+    def _music(self) -> Path | None:
+        music = self.config.generation.clip.music
+        if music is None or music.is_absolute() or self.config.source is None:
+            return music
+        return self.config.source.resolve().parent / music
 
     def limits(self) -> Limits:
         """The strictest limits over every platform the story posts to."""

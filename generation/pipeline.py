@@ -32,6 +32,8 @@ class RenderJob:
     height: int = 720
     fps: int = 24
     look: str = "film"
+    music: Path | None = None  # an optional music bed under the narration
+    music_gain_db: float = -20.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class RenderResult:
     audio: Path
     video: Path
     duration_s: float
+    srt: Path | None = None
+    poster: Path | None = None
+    size_bytes: int = 0
 
 
 def derive_seed(*parts: object) -> int:
@@ -77,7 +82,11 @@ def render_episode(generators: Generators, job: RenderJob, out_dir: Path) -> Ren
             lead_in_s=lead_in,
             tail_s=tail,
             look=job.look,
+            music=job.music,
+            music_gain_db=job.music_gain_db,
         ),
         out_dir / "clip.mp4",
     )
-    return RenderResult(still, speech.path, clip.path, clip.duration_s)
+    return RenderResult(
+        still, speech.path, clip.path, clip.duration_s, clip.srt, clip.poster, clip.size_bytes
+    )

@@ -21,7 +21,8 @@ from story_state.errors import BackendUnavailable, GenerationError
 Tool = Literal["auto", "ffprobe", "ffmpeg"]
 
 PROBE_TIMEOUT_S = 60.0
-PROFILES = ("High", "Main")
+# Constrained Baseline is a strict subset of both: x264's ultrafast preset makes it.
+PROFILES = ("High", "Main", "Constrained Baseline")
 _DEBIAN_FFPROBE = Path("/usr/bin/ffprobe")
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _STREAM = re.compile(r"^\s*Stream #\d+:\d+\S*: (Video|Audio): (.*)$")
@@ -125,8 +126,12 @@ def validate_clip(
     use: Tool = "auto",
     ffprobe: str | None = None,
     ffmpeg: str | None = None,
+    name: str | None = None,
 ) -> ClipProbe:
-    """Probe ``path`` and raise :class:`GenerationError` naming every rule it breaks."""
+    """Probe ``path`` and raise :class:`GenerationError` naming every rule it breaks.
+
+    ``name`` is what the message calls the file (a temp file stands in for its final name).
+    """
     probe = probe_clip(path, use=use, ffprobe=ffprobe, ffmpeg=ffmpeg)
     problems = violations(
         probe,
@@ -136,7 +141,8 @@ def validate_clip(
         max_bytes=max_bytes,
     )
     if problems:
-        raise GenerationError(f"{path.name} is not safe to post: " + "; ".join(problems))
+        label = name or path.name
+        raise GenerationError(f"{label} is not safe to post: " + "; ".join(problems))
     return probe
 
 
@@ -162,9 +168,7 @@ def violations(
         if probe.pix_fmt != "yuv420p":
             found.append(f"pixel format is {probe.pix_fmt}, not yuv420p")
         if probe.width > max_width or probe.height > max_height:
-            found.append(
-                f"frame is {probe.width}x{probe.height}, over {max_width}x{max_height}"
-            )
+            found.append(f"frame is {probe.width}x{probe.height}, over {max_width}x{max_height}")
         if probe.width % 2 or probe.height % 2 or probe.width <= 0 or probe.height <= 0:
             found.append(f"frame size {probe.width}x{probe.height} is not even")
     if probe.audio_codec is None:
@@ -207,8 +211,7 @@ def _with_ffprobe(exe: str, path: Path) -> dict[str, Any]:
         (
             s
             for s in streams
-            if s.get("codec_type") == "video"
-            and not s.get("disposition", {}).get("attached_pic")
+            if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
         ),
         None,
     )

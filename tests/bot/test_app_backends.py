@@ -55,10 +55,17 @@ def test_diffusers_and_coqui_from_config(
     sd, vits = models
     data = small_config(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}")
     data["generation"]["image"] = {
-        "backend": "diffusers", "model": str(sd), "steps": 2, "gen_width": 64, "gen_height": 64,
+        "backend": "diffusers",
+        "model": str(sd),
+        "steps": 2,
+        "gen_width": 64,
+        "gen_height": 64,
     }
-    data["generation"]["voice"] = {"backend": "coqui", "model_dir": "models/vits",
-                                   "treatment": "radio"}
+    data["generation"]["voice"] = {
+        "backend": "coqui",
+        "model_dir": "models/vits",
+        "treatment": "radio",
+    }
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "vits").symlink_to(vits)  # relative to the config file
     config = load_config(write_config(tmp_path, data))
@@ -79,9 +86,13 @@ def test_openai_writer_from_config(
     tmp_path: Path, make_app: MakeApp, fake_openai: FakeOpenAI
 ) -> None:
     data = small_config(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}")
+    data["story"]["target_seconds"] = 25.0  # the canned narration is about 25 s long
     data["generation"]["writer"] = {
-        "backend": "openai", "base_url": fake_openai.base_url, "model": "local-llama",
-        "api_key_env": "STORYBOT_TEST_NO_KEY", "max_retries": 0,
+        "backend": "openai",
+        "base_url": fake_openai.base_url,
+        "model": "local-llama",
+        "api_key_env": "STORYBOT_TEST_NO_KEY",
+        "max_retries": 0,
     }
     config = load_config(write_config(tmp_path, data))
     app = make_app("unused", config=config)

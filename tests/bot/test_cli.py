@@ -205,3 +205,28 @@ def test_secrets_can_come_from_an_env_file_beside_the_config(tmp_path: Path) -> 
     assert "STORYBOT_TEST_ENV_KEY is not set" in missing.stderr
     (tmp_path / ".env").write_text("export STORYBOT_TEST_ENV_KEY='sk-from-file'\n")
     assert "no stories yet" in storybot(config, "status").stdout
+
+
+def test_cut_joins_the_story_and_rerenders_missing_files(config_file: Path, tmp_path: Path) -> None:
+    storybot(config_file, "tick")
+    storybot(config_file, "local", "reply", "--as", "ana", "The miners rebel")
+    storybot(config_file, "round", "close")
+    storybot(config_file, "tick")
+    clips = sorted((tmp_path / "media").rglob("clip.mp4"))
+    assert len(clips) == 2
+    clips[0].unlink()  # the cut renders it again from the stored script
+    out = tmp_path / "cut.mp4"
+    result = storybot(config_file, "cut", "--out", str(out))
+    assert "1 name(s) in the credits" in result.stdout
+    assert clips[0].is_file() and out.stat().st_size > 0
+    chapters = json.loads(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-print_format", "json", "-show_chapters", str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["chapters"]
+    titles = [c["tags"]["title"] for c in chapters]
+    assert titles[0] == "Salt" and titles[-1] == "Credits"
+    assert [t.split(" — ")[0] for t in titles[1:3]] == ["Chapter 1", "Chapter 2"]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from generation.clip.base import Cue
-from generation.clip.subtitles import escape_ass, split_lines, time_cues, to_ass
+from generation.clip.subtitles import escape_ass, split_lines, srt_text, time_cues, to_ass, to_srt
 
 STORY = (
     "The ship drifted past the last beacon. Nobody aboard remembered the way home, "
@@ -131,3 +131,45 @@ def test_hostile_text_cannot_add_tags_breaks_or_events() -> None:
 
 def test_escape_leaves_plain_text_alone() -> None:
     assert escape_ass("Captain Vey: 3, 2, 1... go!") == "Captain Vey: 3, 2, 1... go!"
+
+
+def test_srt_numbers_cues_with_millisecond_times() -> None:
+    cues = (Cue(0.25, 2.0, "First line."), Cue(2.0, 3723.4567, "Second, longer line."))
+    assert to_srt(cues) == (
+        "1\n00:00:00,250 --> 00:00:02,000\nFirst line.\n"
+        "\n"
+        "2\n00:00:02,000 --> 01:02:03,457\nSecond, longer line.\n"
+    )
+
+
+def test_srt_normalises_line_breaks_and_skips_empty_cues() -> None:
+    cues = (
+        Cue(0.0, 1.0, "  top\r\n\r\n  bottom\rline\u2028x \x07bell "),
+        Cue(1.0, 1.0, "zero length"),
+        Cue(2.0, 1.5, "backwards"),
+        Cue(1.0, 2.0, " \n\t "),
+        Cue(2.0, 3.0, "{\\an8}kept as text <i>too</i>"),
+    )
+    doc = to_srt(cues)
+    assert "\r" not in doc
+    blocks = doc.split("\n\n")
+    assert blocks[0] == "1\n00:00:00,000 --> 00:00:01,000\ntop\nbottom\nline\nx bell"
+    assert blocks[1] == "2\n00:00:02,000 --> 00:00:03,000\n{\\an8}kept as text <i>too</i>\n"
+    assert len(blocks) == 2
+
+
+def test_srt_of_no_cues_is_empty() -> None:
+    assert to_srt(()) == ""
+
+
+@given(st.lists(st.text(max_size=30), max_size=8))
+def test_srt_cue_text_never_holds_a_blank_line(texts: list[str]) -> None:
+    cues = tuple(Cue(float(i), i + 0.5, text) for i, text in enumerate(texts))
+    doc = to_srt(cues)
+    blocks = [b for b in doc.split("\n\n") if b]
+    assert len(blocks) == sum(1 for t in texts if srt_text(t))
+    for number, block in enumerate(blocks, start=1):
+        lines = block.rstrip("\n").split("\n")
+        assert lines[0] == str(number)
+        assert re.fullmatch(r"\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}", lines[1])
+        assert all(line.strip() for line in lines[2:])
