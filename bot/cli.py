@@ -13,9 +13,11 @@ from typing import Any
 import click
 from dotenv import load_dotenv
 
+from bot import redact
 from bot.app import App, build_app, database_url
 from bot.config import Config, load_config
 from bot.platforms.local import LocalAction, LocalActionError
+from bot.runlock import RunLock
 from story_state import migrate
 from story_state.db import session_scope
 from story_state.errors import StorybotError
@@ -27,6 +29,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact.install()  # every record from here on has known secret values masked
     if not verbose:
         # Migrations run on every start; their chatter only matters when debugging.
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -46,6 +49,7 @@ def _config(ctx: click.Context) -> Config:
     if "config" not in obj:
         with _errors():
             obj["config"] = load_config(obj["config_path"])
+            redact.install(obj["config"])  # and the variables this config names
     config: Config = obj["config"]
     return config
 
@@ -97,7 +101,8 @@ def run(ctx: click.Context, no_web: bool) -> None:
     """Run the story until stopped (SIGTERM or Ctrl-C stop it between steps)."""
     from bot.scheduler import run as run_scheduler
 
-    with _app(ctx) as app:
+    # The lock comes before the app (and its migrations): one runner per database.
+    with _errors(), RunLock(database_url(_config(ctx))), _app(ctx) as app:
         run_scheduler(app, serve_web=not no_web)
 
 
@@ -105,12 +110,20 @@ def run(ctx: click.Context, no_web: bool) -> None:
 @click.pass_context
 def tick(ctx: click.Context) -> None:
     """Advance everything that is due once, then exit (for cron)."""
-    with _app(ctx) as app:
-        notes = app.runner.tick()
-        for note in notes:
-            click.echo(note)
-        if not notes:
-            click.echo("nothing due")
+    with _errors():
+        lock = RunLock(database_url(_config(ctx)))
+        if not lock.try_acquire():
+            click.echo("another runner is active")
+            return
+    try:
+        with _app(ctx) as app:
+            notes = app.runner.tick()
+    finally:
+        lock.release()
+    for note in notes:
+        click.echo(note)
+    if not notes:
+        click.echo("nothing due")
 
 
 @cli.group(name="round")
@@ -135,7 +148,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     with _app(ctx) as app, session_scope(app.factory) as session:
         doc = story_status(session)
-    click.echo(json.dumps(doc, indent=2) if as_json else render_text(doc))
+    click.echo(redact.scrub(json.dumps(doc, indent=2) if as_json else render_text(doc)))
 
 
 @cli.command()

@@ -41,6 +41,7 @@ from bot._doctor_platforms import platform_rows, reads
 from bot.app import _platforms
 from bot.config import Config, load_config
 from bot.platforms.base import Platform
+from bot.redact import scrub
 from story_state.errors import ConfigError, StorybotError
 
 __all__ = ["Check", "DoctorReport", "Status", "doctor", "run_doctor"]
@@ -225,7 +226,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         path = Path(obj.get("config_path") or os.environ.get("STORYBOT_CONFIG") or "config.toml")
         report = _report_for(path)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        click.echo(scrub(json.dumps(report.as_dict(), indent=2)))
     else:
-        click.echo(report.render(styled=True))
+        click.echo(scrub(report.render(styled=True)))
     ctx.exit(0 if report.ok else 1)

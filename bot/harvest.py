@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from datetime import datetime
@@ -101,6 +102,14 @@ def harvest(
     rules = rules_for(session, episode.story_id, settings)
     added = 0
     for reply in replies:
+        if "\x00" in reply.text + reply.author_handle + reply.author_name:
+            # PostgreSQL text cannot hold NUL: such a reply would fail every harvest after it.
+            reply = dataclasses.replace(
+                reply,
+                text=reply.text.replace("\x00", ""),
+                author_handle=reply.author_handle.replace("\x00", ""),
+                author_name=reply.author_name.replace("\x00", ""),
+            )
         existing = session.scalars(
             select(Suggestion).where(
                 Suggestion.platform == reply.platform, Suggestion.remote_id == reply.remote_id

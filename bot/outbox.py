@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import failpoints
 from bot.platforms.base import Media, OutgoingPost, Platform, Poll
+from bot.redact import scrub
 from story_state.db import session_scope
 from story_state.errors import PermanentError, PlatformError, RateLimited
 from story_state.lifecycle import PostState
@@ -134,11 +136,13 @@ class Outbox:
             row.attempts += 1
         # The attempt is committed before the call: a crash here leaves a PENDING row that
         # the next start sends again under the same idempotency key.
+        failpoints.hit("before_publish")
         try:
             ref = platform.publish(message)
         except PlatformError as exc:
             self._record_failure(post_id, exc, now)
             return False
+        failpoints.hit("after_publish")  # posted, but its remote id is not stored yet
         with session_scope(self._factory) as session:
             row = session.get(Post, post_id)
             assert row is not None
@@ -154,7 +158,7 @@ class Outbox:
         with session_scope(self._factory) as session:
             row = session.get(Post, post_id)
             assert row is not None
-            row.last_error = f"{type(exc).__name__}: {exc}"
+            row.last_error = scrub(f"{type(exc).__name__}: {exc}")
             if isinstance(exc, RateLimited) and exc.reset_at is not None:
                 row.next_attempt_at = exc.reset_at
             else:

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import failpoints
 from bot.config import Config
 from bot.harvest import leftover_clusters, round_clusters
 from bot.platforms.base import Limits
@@ -110,6 +111,7 @@ def close(session: Session, episode: Episode, tallies: Mapping[str, TallyIn], no
         "woven": [c.key for c in ideas],
     }
     episode.state = EpisodeState.CLOSED
+    failpoints.hit("in_close")  # inside the closing transaction, before the next episode
     number = episode.number + 1
     nxt = Episode(
         story_id=story.id,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import rounds
+from bot import failpoints, rounds
 from bot.captions import alt_text, clip_caption, poll_caption
 from bot.config import Config
 from bot.harvest import harvest
@@ -21,6 +21,7 @@ from bot.jobs import JobQueue
 from bot.outbox import Outbox, ensure_post, idempotency_key
 from bot.platforms.base import Limits, Media, OutgoingPost, Platform, Poll, PostRef
 from bot.platforms.base import PollTally as TallyIn
+from bot.redact import scrub
 from generation.pipeline import Generators, RenderJob, derive_seed, render_episode
 from generation.writer.base import Idea, PreviousEpisode, StoryContext, WriteRequest
 from story_state.db import session_scope
@@ -339,7 +340,7 @@ class StoryRunner:
             episode = session.get(Episode, episode_id)
             assert episode is not None
             episode.attempts += 1
-            episode.failure_reason = f"{type(exc).__name__}: {exc}"
+            episode.failure_reason = scrub(f"{type(exc).__name__}: {exc}")
             delay = self.retry_base * (2 ** min(episode.attempts - 1, 10))
             episode.next_attempt_at = now + delay
             if episode.attempts >= self.config.scheduler.max_attempts:
@@ -444,6 +445,7 @@ class StoryRunner:
         started = time.monotonic()
         result = render_episode(self.generators, job, out_dir)
         render_s = time.monotonic() - started
+        failpoints.hit("after_render")  # media on disk, the RENDERED state not committed
         with session_scope(self.factory) as session:
             episode = session.get(Episode, episode_id)
             assert episode is not None
@@ -663,11 +665,22 @@ class StoryRunner:
                     harvest(session, episode_id, replies, self.config.moderation, now)
         if not due:
             return StepResult(False, "round is open")
+        failpoints.hit("before_close")  # replies harvested and committed, round still open
         tallies: dict[str, TallyIn] = {}
         for name, platform in self.platforms.items():
             if platform.limits().can_read and len(refs[name]) == 2:
                 tallies[name] = platform.fetch_tally(refs[name][1])
         with session_scope(self.factory) as session:
+            # Claim the round first: the runner and `storybot round close` may both get here,
+            # and only the one whose update still finds it POLLING may close it.
+            claimed = session.execute(
+                update(Episode)
+                .where(Episode.id == episode_id, Episode.state == EpisodeState.POLLING)
+                .values(updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(claimed, "rowcount", 0) != 1:
+                return StepResult(False, "the round was closed by another process")
             episode = session.get(Episode, episode_id)
             assert episode is not None
             check_transition(episode.state, EpisodeState.CLOSED)

@@ -67,6 +67,10 @@ def render_episode(generators: Generators, job: RenderJob, out_dir: Path) -> Ren
         out_dir / "still.png",
     )
     speech = generators.voice.synthesize(job.narration, out_dir / "narration.wav")
+    # Imported here: bot's package init imports this module (a top-level import is circular).
+    from bot import failpoints
+
+    failpoints.hit("mid_render")  # still and voice written, the clip not yet
     lines = job.subtitles or split_lines(job.narration)
     # Short lead-in and tail keep the clip within a second of its narration.
     lead_in, tail = 0.25, 0.5

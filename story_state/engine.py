@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from story_state.cluster import STOPWORDS, group_texts
-from story_state.text import shorten
 
 _STOP = STOPWORDS
 
@@ -103,10 +102,21 @@ def fit_label(text: str, max_chars: int) -> str:
     squeezed = " ".join(kept)
     if len(squeezed) <= max_chars:
         return squeezed
-    label = shorten(squeezed, max_chars - 1)
+    label = _whole_words(squeezed, max_chars - 1)
     while label.split(" ")[-1].lower() in _STOP and " " in label:
         label = label.rsplit(" ", 1)[0]
     return label + "…"
+
+
+def _whole_words(text: str, limit: int) -> str:
+    """The most whole words that fit ``limit``; only a first word longer than that is cut."""
+    kept = ""
+    for word in text.split(" "):
+        joined = f"{kept} {word}" if kept else word
+        if len(joined) > limit:
+            break
+        kept = joined
+    return (kept or text[:limit]).rstrip(" ,;:-–—")
 
 
 def build_options(

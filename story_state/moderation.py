@@ -62,8 +62,11 @@ def contradiction(text: str, canon: Sequence[CanonRule]) -> str | None:
 def moderate(raw: str, author_handle: str, rules: Rules, *, is_html: bool = False) -> Verdict:
     """Clean ``raw`` and judge it; rejected text is kept (with the reason) but never used."""
     text = clean_text(raw, is_html=is_html, max_length=rules.max_length)
+    # Judge the whole reply, not the part kept: cut at a word, a 50 KB reply ends just under
+    # max_length and slipped past the length rule (and a blocked word past the cut, too).
+    whole = clean_text(raw, is_html=is_html, max_length=max(len(raw), 1))
     reason = _blocked(author_handle, rules) or reject_reason(
-        raw, text, blocklist=rules.blocklist, max_length=rules.max_length
+        raw, whole, blocklist=rules.blocklist, max_length=rules.max_length
     )
     if reason is not None:
         return Verdict(text, accepted=False, reason=reason)

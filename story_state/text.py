@@ -104,7 +104,7 @@ def reject_reason(
         return "markup or code"
     if len(_URL.findall(raw)) >= 2 or len(_MENTION.findall(raw)) >= 4:
         return "link or mention spam"
-    if len(cleaned) >= max_length and len(raw) > 2 * max_length:
+    if len(cleaned) > max_length and len(raw) > 2 * max_length:
         return "too long"
     for pattern in blocklist:
         if pattern.search(cleaned):

@@ -192,6 +192,8 @@ class LocalPlatform:
         text = text.strip()
         if not text:
             raise LocalActionError("a reply needs some text")
+        if "\x00" in text:  # PostgreSQL cannot store it; say so instead of failing
+            raise LocalActionError("a reply cannot contain NUL characters")
         if len(text) > MAX_REPLY:
             raise LocalActionError(f"a reply is at most {MAX_REPLY} characters")
         if to is not None:

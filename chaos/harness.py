@@ -1,0 +1,295 @@
+"""Kill `storybot run` with SIGKILL at seeded random points, restart it, then check everything.
+
+    python -m chaos.harness --db sqlite|postgres --kills 30 --rounds 5 --seed S
+
+A story of ``rounds`` rounds (``rounds + 1`` episodes) runs on the local platform. Each life
+of the runner ends as the seeded plan says (chaos/plan.py): SIGKILL from outside after a
+random delay, or SIGKILL from inside at a failpoint (mid-render, between "post sent" and
+"remote id stored", …). The harness's followers reply and vote in every round, and rounds
+are closed with `storybot round close` (or, to crash the runner while it closes one, by
+making the round due). When the plan is used up a last runner finishes the story and is
+stopped with SIGTERM; then chaos/checks.py compares the database with what was done.
+The seed and the plan are printed first: the same seed replays the same plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import deque
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from chaos import procs
+from chaos.audience import Audience, open_round
+from chaos.checks import check_story
+from chaos.plan import Kill, make_plan
+from chaos.report import ChaosReport, summarise
+from story_state.db import make_engine, session_factory, session_scope
+from story_state.lifecycle import PostState, StoryStatus
+from story_state.models import Episode, Post, Story
+
+SLUG = "chaos"
+FALLBACK_S = 15.0  # an armed failpoint not reached by then: killed from outside instead
+STOP_TIMEOUT_S = 60.0
+
+
+def _where(factory: sessionmaker[Session]) -> str:
+    """The story's position, for the kill log: head episode and pending posts."""
+    try:
+        with session_scope(factory) as session:
+            head = session.scalars(select(Episode).order_by(Episode.number.desc())).first()
+            pending = session.scalar(
+                select(func.count()).select_from(Post).where(Post.state == PostState.PENDING)
+            )
+    except SQLAlchemyError:
+        return "no schema yet"
+    state = f"episode {head.number} {head.state}" if head else "no episode yet"
+    return state + (f", {pending} post(s) pending" if pending else "")
+
+
+class Harness:
+    def __init__(
+        self, url: str, workdir: Path, kills: int, rounds: int, seed: int, out: TextIO, strict: bool
+    ) -> None:
+        self.workdir, self.rounds, self.out, self.strict = workdir, rounds, out, strict
+        self.plan = make_plan(kills, rounds, seed)
+        self.config = procs.write_config(workdir, url, rounds, seed)
+        self.engine = make_engine(url)
+        self.factory = session_factory(self.engine)
+        self.audience = Audience(self.factory, seed)
+        self.report = ChaosReport(seed)
+        self.t0 = time.monotonic()
+        self.logs = workdir / "logs"
+
+    def say(self, line: str) -> None:
+        self.out.write(f"[{time.monotonic() - self.t0:6.1f}s] {line}\n")
+        self.out.flush()
+
+    def run(self, deadline_s: float) -> ChaosReport:
+        queue = deque(self.plan)
+        runner: procs.Proc | None = None
+        current: Kill | None = None
+        closer: procs.Proc | None = None
+        made_due: set[int] = set()
+        close_after = 0.0
+        while True:
+            if time.monotonic() - self.t0 > deadline_s:
+                self.report.violations.append(f"story did not finish within {deadline_s:.0f}s")
+                break
+            ended = self._ended()
+            if runner is None:
+                current = queue.popleft() if queue else None
+                if current is not None and ended and current.failpoint is not None:
+                    current = Kill(current.index, current.episode, None, current.delay_s)
+                runner = self._start(current)
+            elif (rc := runner.popen.poll()) is not None:
+                if not self._exited(runner, rc, current) and current is not None:
+                    queue.appendleft(current)  # that life did not count: live it again
+                runner = None
+                if len(self.report.violations) > 10:
+                    break
+                continue
+            elif current is not None and self._due(runner, current, ended):
+                where = _where(self.factory)
+                runner.kill()
+                late = f" ({current.failpoint.name} not reached)" if current.failpoint else ""
+                self._killed(f"SIGKILL at {runner.age:.2f}s{late}", "timed" + late, where, current)
+                runner = None
+                continue
+            if closer is not None and closer.popen.poll() is not None:
+                self._closed(closer)
+                closer = None
+            try:
+                with session_scope(self.factory) as session:
+                    rnd = open_round(session, SLUG)
+            except SQLAlchemyError:
+                rnd = None  # the first runner has not migrated the database yet
+            if rnd is not None:
+                if rnd.round_id not in self.audience.ledger.acted:
+                    replies = self.audience.act(rnd)
+                    self.say(f"followers acted in round {rnd.episode}: {replies} replies")
+                how = self._closing(current, rnd.episode)
+                if how == "due" and rnd.round_id not in made_due:
+                    made_due.add(rnd.round_id)
+                    self.audience.make_due(rnd)
+                    self.report.closes["made due"] += 1
+                    self.say(f"round {rnd.episode} made due: the runner closes it")
+                elif how == "cli" and closer is None and time.monotonic() >= close_after:
+                    closer = self._close(rnd.episode)
+                    close_after = time.monotonic() + 1.0
+            if ended and current is None and runner is not None and self._settled(runner):
+                rc = runner.stop(STOP_TIMEOUT_S)
+                if rc != 0 or "stopped" not in runner.output():
+                    self.report.violations.append(f"SIGTERM: runner exited {rc}, not cleanly")
+                self.say(f"story ended; last runner stopped with SIGTERM (exit {rc})")
+                break
+            time.sleep(0.1)
+        for proc in (runner, closer):
+            if proc is not None:
+                proc.kill()
+        return self.report
+
+    @staticmethod
+    def _closing(kill: Kill | None, episode: int) -> str:
+        """How to end an open round: "cli", "due" (the runner closes it) or "hold"."""
+        if kill is None or kill.episode > episode:
+            return "cli"  # the plan has nothing left for this episode
+        if kill.is_close:
+            return "due"  # the armed runner must be the one that closes it
+        if kill.failpoint is None:
+            return "hold"  # a timed kill is coming; let it land in this round
+        return "cli"  # render and publish points are met in the next episode
+
+    def _start(self, kill: Kill | None) -> procs.Proc:
+        self.report.starts += 1
+        name = f"run-{self.report.starts:02d}"
+        fp = kill.failpoint if kill else None
+        return procs.start(self.config, self.logs, name, "run", "--no-web", failpoint=fp)
+
+    def _due(self, runner: procs.Proc, kill: Kill, ended: bool) -> bool:
+        if kill.failpoint is None:
+            return runner.age >= kill.delay_s
+        return runner.age >= FALLBACK_S or (ended and not self._pending())
+
+    def _exited(self, runner: procs.Proc, rc: int, kill: Kill | None) -> bool:
+        """Account for a runner that ended by itself; False when its kill is still to come."""
+        fired = runner.fired()
+        if rc == -9 and fired:
+            self._killed(f"failpoint {fired}", fired.split("#")[0], _where(self.factory), kill)
+            return True
+        if "holds the lock for this database" in runner.output():
+            self.report.lock_retries += 1  # the killed runner's session is not gone yet
+            time.sleep(0.2)
+            return False
+        self.report.violations.append(f"{runner.name} exited {rc}: {runner.last_line()}")
+        return False
+
+    def _killed(self, how: str, kind: str, where: str, kill: Kill | None) -> None:
+        self.report.where[kind] += 1
+        n = len(self.report.kills) + 1
+        planned = f"plan #{kill.index:02d}, " if kill is not None else ""
+        line = f"kill {n}/{len(self.plan)}: {how} ({planned}{where})"
+        self.report.kills.append(line)
+        self.say(line)
+
+    def _close(self, episode: int) -> procs.Proc:
+        self.report.closes["storybot round close"] += 1
+        name = f"close-{episode}-{self.report.closes['storybot round close']:02d}"
+        return procs.start(self.config, self.logs, name, "round", "close")
+
+    def _closed(self, closer: procs.Proc) -> None:
+        """A `round close` that fails with one line lost a race; a traceback is a bug."""
+        rc = closer.popen.returncode
+        if rc != 0 and "Traceback" in closer.output():
+            self.report.errors.append(f"{closer.name} crashed (exit {rc}): {closer.last_line()}")
+        elif rc != 0:
+            self.report.notes.append(f"{closer.name} lost the race: {closer.last_line()}")
+
+    def _ended(self) -> bool:
+        try:
+            with session_scope(self.factory) as session:
+                status = session.scalar(select(Story.status).where(Story.slug == SLUG))
+        except SQLAlchemyError:
+            return False
+        return status is StoryStatus.ENDED
+
+    def _settled(self, runner: procs.Proc) -> bool:
+        """All posted, and the runner far enough in to handle SIGTERM (not still starting)."""
+        return not self._pending() and "storybot is running" in runner.output()
+
+    def _pending(self) -> bool:
+        with session_scope(self.factory) as session:
+            n = session.scalar(
+                select(func.count()).select_from(Post).where(Post.state != PostState.SENT)
+            )
+        return bool(n)
+
+    def finish(self) -> ChaosReport:
+        report = self.report
+        with session_scope(self.factory) as session:
+            verdict = check_story(
+                session, SLUG, self.rounds + 1, self.audience.ledger, self.workdir / "media"
+            )
+        report.passed += verdict.passed
+        report.violations += verdict.violations
+        for log in sorted(self.logs.glob("run-*.log")):
+            text = log.read_text(errors="replace")
+            if "tick failed" in text:
+                report.errors.append(f"{log.stem}: tick failed: {procs.cause(text)}")
+        if self.strict:
+            report.violations += [f"error (strict): {e}" for e in report.errors]
+        strays = [p.name for p in (self.workdir / "media").rglob(".*") if p.is_file()]
+        if strays:
+            report.notes.append(f"{len(strays)} temp media file(s) left by killed renders")
+        self.engine.dispose()
+        report.elapsed_s = time.monotonic() - self.t0
+        return report
+
+
+def run_chaos(
+    url: str,
+    workdir: Path,
+    *,
+    kills: int,
+    rounds: int,
+    seed: int,
+    out: TextIO = sys.stdout,
+    deadline_s: float = 1200.0,
+    strict: bool = False,
+) -> ChaosReport:
+    """Run the whole harness against the database at ``url``; prints as it goes.
+
+    ``strict`` makes crashes that broke no guarantee (a `round close` traceback, a failed
+    tick) violations too.
+    """
+    harness = Harness(url, workdir, kills, rounds, seed, out, strict)
+    out.write(f"chaos: seed={seed} kills={kills} rounds={rounds} db={url.split(':')[0]}\n")
+    for kill in harness.plan:
+        out.write(f"  plan #{kill.index:02d} episode {kill.episode}: {kill.describe()}\n")
+    harness.run(deadline_s)
+    report = harness.finish()
+    summarise(report, out)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chaos.harness", description=__doc__)
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--db-url", help="use this database instead of a throwaway one")
+    parser.add_argument("--kills", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=None, help="default: chosen and printed")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--strict", action="store_true", help="crashes count as violations")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3))
+    workdir = Path(tempfile.mkdtemp(prefix=f"storybot-chaos-{args.db}-"))
+    with ExitStack() as stack:
+        url = args.db_url
+        if url is None and args.db == "postgres":
+            from tests.pg import running_server  # the test suite's throwaway cluster
+
+            url = stack.enter_context(stack.enter_context(running_server()).database())
+        url = url or f"sqlite:///{workdir / 'chaos.db'}"
+        report = run_chaos(
+            url, workdir, kills=args.kills, rounds=args.rounds, seed=seed, strict=args.strict
+        )
+    if report.ok and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"work folder kept: {workdir}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
