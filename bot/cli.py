@@ -213,9 +213,10 @@ from bot.doctor import doctor  # noqa: E402
 from bot.local_cli import local  # noqa: E402  (command groups live in their own modules)
 from bot.login import login  # noqa: E402
 from bot.story_cli import branches, fork, lore  # noqa: E402
+from bot.worker_cli import worker  # noqa: E402
 
 cli.add_command(local)
-for command in (branches, fork, lore, login, doctor, cut):
+for command in (branches, fork, lore, login, doctor, cut, worker):
     cli.add_command(command)
 
 __all__ = ["LocalAction", "LocalActionError", "cli", "main"]

@@ -185,6 +185,21 @@ class SchedulerSettings(_Section):
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
 
 
+class WorkersSettings(_Section):
+    # "" renders in the scheduler's process; a redis:// URL sends writing and rendering to
+    # `storybot worker` processes (extra `workers`). Put no password here: see password_env.
+    broker_url: Annotated[str, Field(pattern=r"^(rediss?://\S+)?$")] = ""
+    # The broker's password, if it needs one, from this environment variable.
+    password_env: str = "STORYBOT_BROKER_PASSWORD"
+    # Where Celery keeps task results ("" = nowhere; the database already holds the outcome).
+    result_backend: str = ""
+    queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "render"
+    # Stories whose image or voice backend needs a GPU (diffusers, coqui) queue here instead.
+    gpu_queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "render-gpu"
+    # A job not finished this long after it was queued is queued again (its worker was lost).
+    job_timeout_minutes: Annotated[float, Field(gt=0, le=1440)] = 30.0
+
+
 class Config(_Section):
     story: StorySettings
     database: DatabaseSettings = DatabaseSettings()
@@ -194,6 +209,7 @@ class Config(_Section):
     moderation: ModerationSettings = ModerationSettings()
     web: WebSettings = WebSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    workers: WorkersSettings = WorkersSettings()
     source: Path | None = Field(default=None, exclude=True)
 
     def secret(self, env_name: str) -> str:

@@ -43,6 +43,21 @@ class OpenRound:
     closes_due: bool  # its closing time has passed
 
 
+@dataclass(frozen=True)
+class Act:
+    """One follower action, recorded so a reference run can replay it exactly.
+
+    ``target`` is "clip" or "poll" for a reply, the index (in this round's replies) of the
+    reply liked for a like; ``position`` is the option voted for.
+    """
+
+    actor: str
+    kind: str  # "reply", "like" or "vote"
+    text: str = ""
+    target: str = ""
+    position: int = 0
+
+
 @dataclass
 class Ledger:
     """Everything the followers did, by round."""
@@ -51,6 +66,7 @@ class Ledger:
     votes: dict[int, dict[str, int]] = field(default_factory=dict)  # poll id → voter → option
     poll_of_round: dict[int, int] = field(default_factory=dict)  # round id → poll post id
     acted: set[int] = field(default_factory=set)  # round ids
+    script: dict[int, list[Act]] = field(default_factory=dict)  # episode number → actions
 
 
 def open_round(session: Session, slug: str) -> OpenRound | None:
@@ -89,31 +105,37 @@ class Audience:
         self.ledger = Ledger()
 
     def act(self, rnd: OpenRound) -> int:
-        """Each follower may reply (to the clip or the poll), like a reply, and vote."""
+        """Each follower may reply (to the clip or the poll), like a reply, and vote.
+
+        What they do is drawn from the seed alone (the round's episode and option count),
+        never from timing; it is recorded in ``ledger.script`` for the reference run.
+        """
         if rnd.round_id in self.ledger.acted:
             return 0
         rng, ledger = self.rng, self.ledger
         ledger.acted.add(rnd.round_id)
         ledger.poll_of_round[rnd.round_id] = rnd.poll_id
         ledger.votes.setdefault(rnd.poll_id, {})
-        mine: list[int] = []
+        acts: list[Act] = []
         for name in FOLLOWERS:
             if rng.random() < 0.8:
                 text = f"{rng.choice(IDEAS)} ({name}, round {rnd.episode})"
-                target = rng.choice((rnd.clip_id, rnd.poll_id))
-                line = self.local.act(LocalAction(name, reply=text, to=str(target)))
-                reply_id = int(line.split()[1])  # "reply 12 by ana to post 7"
-                ledger.replies[reply_id] = rnd.round_id
-                mine.append(reply_id)
+                target = rng.choice(("clip", "poll"))
+                acts.append(Act(name, "reply", text=text, target=target))
+        replies = sum(1 for a in acts if a.kind == "reply")
         for name in FOLLOWERS:
-            others = [r for r in mine if rng.random() < 0.5]
-            for reply_id in others[:1]:
-                self.local.act(LocalAction(name, like=str(reply_id)))
+            others = [i for i in range(replies) if rng.random() < 0.5]
+            acts += [Act(name, "like", target=str(i)) for i in others[:1]]
         for name in FOLLOWERS:
             if rng.random() < 0.9:
-                position = rng.randint(1, rnd.options)
-                self.local.act(LocalAction(name, vote=position))
-                ledger.votes[rnd.poll_id][name] = position
+                acts.append(Act(name, "vote", position=rng.randint(1, rnd.options)))
+        ledger.script[rnd.episode] = acts
+        mine = perform(self.local, rnd, acts)
+        for reply_id in mine:
+            ledger.replies[reply_id] = rnd.round_id
+        for act in acts:
+            if act.kind == "vote":
+                ledger.votes[rnd.poll_id][act.actor] = act.position
         return len(mine)
 
     def make_due(self, rnd: OpenRound) -> None:
@@ -122,3 +144,18 @@ class Audience:
             row = session.get(Round, rnd.round_id)
             if row is not None and row.status is RoundStatus.OPEN:
                 row.closes_at = row.opens_at
+
+
+def perform(local: LocalPlatform, rnd: OpenRound, acts: list[Act]) -> list[int]:
+    """Do ``acts`` in ``rnd`` on the sandbox; returns the reply ids, in order."""
+    mine: list[int] = []
+    for act in acts:
+        if act.kind == "reply":
+            target = rnd.clip_id if act.target == "clip" else rnd.poll_id
+            line = local.act(LocalAction(act.actor, reply=act.text, to=str(target)))
+            mine.append(int(line.split()[1]))  # "reply 12 by ana to post 7"
+        elif act.kind == "like":
+            local.act(LocalAction(act.actor, like=str(mine[int(act.target)])))
+        else:
+            local.act(LocalAction(act.actor, vote=act.position))
+    return mine
