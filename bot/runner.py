@@ -285,9 +285,9 @@ class StoryRunner:
     def render_now(self, episode_id: int) -> StepResult:
         """A worker's job: write and render one episode here, then give it back."""
         with self.lock:
-            now = self.clock()
             result = StepResult(False, "nothing to do")
             for _ in range(2):  # PLANNED → WRITTEN → RENDERED
+                now = self.clock()
                 with session_scope(self.factory) as session:
                     episode = session.get(Episode, episode_id)
                     if episode is None or episode.state not in (
@@ -295,6 +295,8 @@ class StoryRunner:
                         EpisodeState.WRITTEN,
                     ):
                         break
+                    if episode.next_attempt_at is not None and episode.next_attempt_at > now:
+                        break  # a late duplicate of a failed job: the backoff still holds
                     state = episode.state
                 result = self._run_step(episode_id, state, now)
                 if not result.progressed:
@@ -310,9 +312,21 @@ class StoryRunner:
         with session_scope(self.factory) as session:
             episode = session.get(Episode, episode_id)
             assert episode is not None and self.jobs is not None
-            fresh = episode.job_submitted_at and episode.job_submitted_at > now - self.job_timeout
-            if fresh:
+            submitted = episode.job_submitted_at
+            if submitted is not None and submitted > now - self.job_timeout:
                 return StepResult(False, f"episode {episode.number} is rendering on a worker")
+            if submitted is not None:
+                # No worker finished it in time (crashed, out of memory): that is an attempt.
+                episode.attempts += 1
+                episode.failure_reason = f"no worker finished job {episode.job_id} in time"
+                if episode.attempts >= self.config.scheduler.max_attempts:
+                    check_transition(episode.state, EpisodeState.FAILED)
+                    episode.failed_from = episode.state
+                    episode.state = EpisodeState.FAILED
+                    episode.job_id = episode.job_submitted_at = None
+                    return StepResult(
+                        False, f"held episode {episode.number}: {episode.failure_reason}"
+                    )
             episode.job_id = self.jobs.submit(episode_id)
             episode.job_submitted_at = now
             return StepResult(False, f"episode {episode.number} queued for a worker")

@@ -29,6 +29,8 @@ def story_status(session: Session) -> dict[str, Any]:
                     "failure": e.failure_reason,
                     "failed_from": str(e.failed_from) if e.failed_from else None,
                     "next_attempt_at": e.next_attempt_at.isoformat() if e.next_attempt_at else None,
+                    "worker_job": e.job_id,
+                    "worker_since": e.job_submitted_at.isoformat() if e.job_submitted_at else None,
                     "credits": [c.contributor.display_name for c in e.credits],
                     "posts": [
                         {
@@ -74,6 +76,8 @@ def render_text(doc: dict[str, Any]) -> str:
         for e in s["episodes"]:
             branch = "" if e["branch"] == "main" else f" [{e['branch']}]"
             line = f"  #{e['number']:>3}{branch} {e['state']:<9} {e['title'] or e['beat'][:60]}"
+            if e["worker_job"]:
+                line += f"  (rendering on a worker since {e['worker_since']})"
             if e["failure"]:
                 line += f"  ! {e['failure']}"
             lines.append(line)

@@ -298,3 +298,38 @@ def test_a_lagging_platform_catches_up_in_thread_order(
         assert poll.in_reply_to == clip.remote_id  # threaded on the mirror too
         assert clip.sent_at is not None and poll.sent_at is not None
         assert clip.sent_at <= poll.sent_at
+
+
+class LostJobs:
+    """A job queue whose workers never finish anything."""
+
+    def __init__(self) -> None:
+        self.submitted: list[int] = []
+
+    def submit(self, episode_id: int) -> str:
+        self.submitted.append(episode_id)
+        return f"job-{len(self.submitted)}"
+
+
+def test_jobs_no_worker_finishes_count_as_attempts_then_hold(
+    sqlite_url: str, make_app: MakeApp, clock: Clock
+) -> None:
+    app = make_app(sqlite_url)
+    jobs = LostJobs()
+    app.runner.jobs = jobs
+    app.runner.tick()
+    assert jobs.submitted == [1]
+    app.runner.tick()
+    assert jobs.submitted == [1]  # still within the job timeout: not queued twice
+    for _ in range(3):
+        clock.now += app.runner.job_timeout + timedelta(seconds=1)
+        app.runner.tick()
+    held = episodes(app)[0]
+    assert held.state is EpisodeState.FAILED and held.failed_from is EpisodeState.PLANNED
+    assert "no worker finished job job-3 in time" in (held.failure_reason or "")
+    assert len(jobs.submitted) == 3
+    # A late duplicate of a lost job still renders once the operator retries.
+    app.runner.retry_held()
+    app.runner.jobs = None
+    app.runner.render_now(held.id)
+    assert episodes(app)[0].state is EpisodeState.RENDERED
