@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.scale import run as scale_run
 from generation.clip.base import ClipRequest
 from generation.clip.ffmpeg import (
     SAMPLE_RATE,
@@ -333,6 +334,7 @@ def _bench(work: Path, repeat: int, skip_moviepy: bool, keep: Path | None) -> di
         naive = box[0]
     with timed() as box:
         harvest_s = harvest()
+    scale = scale_run(work / "scale")
     load_after = os.getloadavg()
 
     mb_per_20s = clip.size_bytes / 1e6 * 20.0 / clip.duration_s
@@ -359,6 +361,7 @@ def _bench(work: Path, repeat: int, skip_moviepy: bool, keep: Path | None) -> di
         "peak_rss_self_mb": round(rss_self, 1),
         "peak_rss_children_mb": round(rss_children, 1),
         "harvest_10k_s": round(harvest_s, 3) if harvest_s is not None else None,
+        **scale,
         "render_runs_s": [round(t.wall_s, 3) for t in renders],
         "floor_runs_s": [round(t.wall_s, 3) for t in floors],
         "cpus": os.cpu_count(),
@@ -402,6 +405,10 @@ def _report(r: dict[str, Any]) -> None:
     )
     harvest_s = r["harvest_10k_s"]
     print("harvest 10k   " + (f"{harvest_s:7.2f} s" if harvest_s is not None else "n/a"))
+    print(
+        f"throughput    {r['episodes_per_hour_2core']:7.0f} episodes/hour on this machine; "
+        f"1→2 workers ×{r['worker_scaling_2x']}"
+    )
     print(json.dumps(r, sort_keys=True))
 
 
