@@ -18,6 +18,38 @@ _REPEAT = re.compile(r"(.)\1{5,}")
 # Control, format (bidi overrides, zero-width) and combining marks stacked in zalgo text.
 _STRIP_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}
 _BLOCK_TAGS = {"p", "br", "div", "li"}
+# Letters that look like Latin ones (Cyrillic, Greek, Armenian, Cherokee, small capitals, IPA),
+# for matching the blocklist against a skeleton: "ԁаrn" must be caught like "darn".
+_CONFUSABLES = str.maketrans(
+    {
+        **dict.fromkeys("аɑαᴀ", "a"),
+        **dict.fromkeys("ʙвβ", "b"),
+        **dict.fromkeys("сϲᴄ", "c"),
+        **dict.fromkeys("ԁᴅᏧɗ", "d"),
+        **dict.fromkeys("еεᴇҽ", "e"),
+        **dict.fromkeys("ғ", "f"),
+        **dict.fromkeys("ɡɢ", "g"),
+        **dict.fromkeys("һнʜ", "h"),
+        **dict.fromkeys("іιıɪӏ", "i"),
+        **dict.fromkeys("јϳ", "j"),
+        **dict.fromkeys("кκᴋ", "k"),
+        **dict.fromkeys("ʟℓ", "l"),
+        **dict.fromkeys("мᴍ", "m"),
+        **dict.fromkeys("ոηɴп", "n"),
+        **dict.fromkeys("оοᴏ", "o"),
+        **dict.fromkeys("рρᴘ", "p"),
+        **dict.fromkeys("ԛ", "q"),
+        **dict.fromkeys("гʀᴦ", "r"),
+        **dict.fromkeys("ѕꜱ", "s"),
+        **dict.fromkeys("тτᴛ", "t"),
+        **dict.fromkeys("υᴜ", "u"),
+        **dict.fromkeys("νᴠ", "v"),
+        **dict.fromkeys("ԝᴡω", "w"),
+        **dict.fromkeys("хχ", "x"),
+        **dict.fromkeys("уγʏ", "y"),
+        **dict.fromkeys("ᴢ", "z"),
+    }
+)
 
 
 class _TextExtractor(HTMLParser):
@@ -67,10 +99,25 @@ def _strip_marks(text: str) -> str:
     return "".join(out)
 
 
+def skeleton(text: str) -> str:
+    """``text`` as the blocklist sees it: NFKC, case-folded, with no hidden characters or
+    accents, and look-alike letters from other scripts mapped to the Latin ones."""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    kept = (
+        ch
+        for ch in text
+        if unicodedata.category(ch) not in _STRIP_CATEGORIES
+        and not unicodedata.category(ch).startswith("M")
+    )
+    return unicodedata.normalize("NFKC", "".join(kept).translate(_CONFUSABLES))
+
+
 def clean_text(raw: str, *, is_html: bool = False, max_length: int = 400) -> str:
     """Plain, normalised text: no markup, links, mentions, hashtags or hidden characters."""
     text = html_to_text(raw) if is_html else raw
-    text = _strip_marks(unicodedata.normalize("NFKC", text))
+    # Normalise again after stripping: a removed control may have kept a letter and its
+    # accent apart ("A\x00\u0301").
+    text = unicodedata.normalize("NFKC", _strip_marks(unicodedata.normalize("NFKC", text)))
     # Removing one thing can join pieces into another ("@@ana"): repeat until nothing changes.
     for _ in range(4):
         before = text
@@ -106,14 +153,19 @@ def reject_reason(
         return "link or mention spam"
     if len(cleaned) > max_length and len(raw) > 2 * max_length:
         return "too long"
+    bare = skeleton(cleaned)
     for pattern in blocklist:
-        if pattern.search(cleaned):
+        if pattern.search(cleaned) or pattern.search(bare):
             return "blocked word"
     return None
 
 
 def compile_blocklist(lines: list[str]) -> tuple[re.Pattern[str], ...]:
-    """One entry a line: a plain word (matched as a whole word) or ``re:PATTERN``."""
+    """One entry a line: a plain word (matched as a whole word) or ``re:PATTERN``.
+
+    Replies are matched as typed and as their ``skeleton``, so a plain word is also found
+    behind full-width or look-alike letters, accents and zero-width characters.
+    """
     patterns = []
     for line in lines:
         entry = line.strip()
@@ -122,5 +174,6 @@ def compile_blocklist(lines: list[str]) -> tuple[re.Pattern[str], ...]:
         if entry.startswith("re:"):
             patterns.append(re.compile(entry[3:], re.IGNORECASE))
         else:
-            patterns.append(re.compile(rf"(?<!\w){re.escape(entry)}(?!\w)", re.IGNORECASE))
+            for word in dict.fromkeys((entry, skeleton(entry))):
+                patterns.append(re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE))
     return tuple(patterns)

@@ -140,6 +140,12 @@ class MastodonPlatform:
                 warnings.simplefilter("ignore", MastodonDeprecationWarning)
                 return parse_instance(self._client.instance_v1(), "v1", host)
 
+    def close(self) -> None:
+        """Close the HTTP connections the client keeps open."""
+        session = getattr(self._client, "session", None)
+        if session is not None:
+            session.close()
+
     def limits(self) -> Limits:
         now = self._clock()
         failed = self._caps_failed_at
