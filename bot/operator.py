@@ -16,13 +16,17 @@ from bot.config import ModerationSettings
 from bot.harvest import HTML_PLATFORMS, rules_for
 from story_state.errors import StorybotError
 from story_state.lifecycle import RoundStatus
-from story_state.models import Contributor, Round, Suggestion
+from story_state.models import Contributor, LoreEntry, Round, Suggestion
 from story_state.moderation import moderate
 
 log = logging.getLogger(__name__)
 
 BLOCKED = "blocked account"  # the reason harvest gives a blocked author's suggestions
 MAX_REASON = 200  # Suggestion.reject_reason is String(200)
+LORE_KINDS = ("character", "place", "fact")
+LORE_STATUSES = ("canon", "proposed", "rejected")
+MAX_LORE_NAME = 200  # LoreEntry.name is String(200)
+MAX_LORE_TEXT = 4000  # description and visual: enough for a paragraph, not a novel
 
 
 class OperatorError(StorybotError):
@@ -113,3 +117,77 @@ def unblock(session: Session, contributor_id: int, settings: ModerationSettings)
     return (
         f"unblocked {person.display_name} ({person.platform}); {restored} suggestion(s) count again"
     )
+
+
+# -- the story bible ------------------------------------------------------------------
+
+
+def _lore(session: Session, entry_id: int) -> LoreEntry:
+    found = session.get(LoreEntry, entry_id)
+    if found is None:
+        raise OperatorError(f"there is no lore entry {entry_id}")
+    return found
+
+
+def _lore_text(what: str, value: str, required: bool) -> str:
+    value = value.strip()
+    if required and not value:
+        raise OperatorError(f"a lore entry needs a {what}")
+    if len(value) > MAX_LORE_TEXT:
+        raise OperatorError(f"a {what} is at most {MAX_LORE_TEXT} characters")
+    return value
+
+
+def set_lore_status(session: Session, entry_id: int, status: str) -> str:
+    """Accept (canon) or reject a lore entry; a rejected entry is kept but never used."""
+    if status not in LORE_STATUSES:
+        raise OperatorError(f"a lore status is one of {', '.join(LORE_STATUSES)}")
+    entry = _lore(session, entry_id)
+    entry.status = status
+    log.info("operator set lore %s (%s %r) to %s", entry.id, entry.kind, entry.name, status)
+    return f"{entry.kind} {entry.name!r} is now {status}"
+
+
+def edit_lore(session: Session, entry_id: int, description: str, visual: str) -> str:
+    """Rewrite an entry's description and (for characters) how it looks in pictures."""
+    entry = _lore(session, entry_id)
+    entry.description = _lore_text("description", description, required=True)
+    entry.visual = _lore_text("visual", visual, required=False)
+    log.info("operator edited lore %s (%s %r)", entry.id, entry.kind, entry.name)
+    return f"edited {entry.kind} {entry.name!r}"
+
+
+def add_lore(
+    session: Session, story_id: int, kind: str, name: str, description: str, visual: str = ""
+) -> str:
+    """Add a canon entry; a kind and name already in the bible is refused."""
+    if kind not in LORE_KINDS:
+        raise OperatorError(f"a lore kind is one of {', '.join(LORE_KINDS)}")
+    name = " ".join(name.split())
+    if not name:
+        raise OperatorError("a lore entry needs a name")
+    if len(name) > MAX_LORE_NAME:
+        raise OperatorError(f"a name is at most {MAX_LORE_NAME} characters")
+    description = _lore_text("description", description, required=True)
+    visual = _lore_text("visual", visual, required=False)
+    exists = session.scalars(
+        select(LoreEntry).where(
+            LoreEntry.story_id == story_id, LoreEntry.kind == kind, LoreEntry.name == name
+        )
+    ).first()
+    if exists is not None:
+        raise OperatorError(f"a {kind} named {name!r} already exists (id {exists.id})")
+    entry = LoreEntry(
+        story_id=story_id,
+        kind=kind,
+        name=name,
+        description=description,
+        visual=visual,
+        keywords=[],
+        contradictions=[],
+        status="canon",
+    )
+    session.add(entry)
+    session.flush()
+    log.info("operator added lore %s (%s %r)", entry.id, kind, name)
+    return f"added {kind} {name!r} (id {entry.id})"

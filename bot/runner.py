@@ -678,6 +678,11 @@ class StoryRunner:
                 with session_scope(self.factory) as session:
                     harvest(session, episode_id, replies, self.config.moderation, now)
         if not due:
+            with session_scope(self.factory) as session:
+                episode = session.get(Episode, episode_id)
+                if episode is not None and episode.attempts:
+                    # Reading worked again: earlier failed reads no longer count toward a hold.
+                    episode.attempts, episode.failure_reason = 0, None
             return StepResult(False, "round is open")
         failpoints.hit("before_close")  # replies harvested and committed, round still open
         tallies: dict[str, TallyIn] = {}

@@ -191,3 +191,69 @@ def _rounds(eps: list[Episode], ledger: Ledger) -> list[str]:
         if totals and totals[rnd.winner_position - 1] != max(totals):
             problems.append(f"round {e.number}: option {rnd.winner_position} won with {totals}")
     return problems
+
+
+@dataclass
+class Outcome:
+    """What a story told: each main-line episode's beat and its round's winning option."""
+
+    beats: dict[int, str] = field(default_factory=dict)
+    winners: dict[int, int | None] = field(default_factory=dict)
+
+
+def outcome(session: Session, slug: str) -> Outcome:
+    found = Outcome()
+    story = session.scalars(select(Story).where(Story.slug == slug)).first()
+    for e in story.episodes if story is not None else []:
+        if e.branch != "main":
+            continue
+        found.beats[e.number] = e.beat
+        found.winners[e.number] = e.round.winner_position if e.round is not None else None
+    return found
+
+
+def diverged(reference: Outcome, chaotic: Outcome) -> list[str]:
+    """Episodes whose beat or winner differs from the uninterrupted run's (or is missing)."""
+    problems = []
+    for n in sorted(set(reference.beats) | set(chaotic.beats)):
+        want, got = reference.beats.get(n), chaotic.beats.get(n)
+        if want != got:
+            problems.append(f"episode {n} tells {got!r}, the uninterrupted run {want!r}")
+        elif reference.winners.get(n) != chaotic.winners.get(n):
+            w, g = reference.winners.get(n), chaotic.winners.get(n)
+            problems.append(f"episode {n}: option {g} won, in the uninterrupted run {w}")
+    return problems
+
+
+def count_duplicates(session: Session, slug: str) -> int:
+    """Posts published (or outbox rows, or replies stored) more than once."""
+    story = session.scalars(select(Story).where(Story.slug == slug)).first()
+    if story is None:
+        return 0
+    ids = [e.id for e in story.episodes]
+    posts = session.scalars(select(Post).where(Post.episode_id.in_(ids))).all()
+    bot = session.scalars(select(LocalPost).where(LocalPost.is_bot.is_(True))).all()
+    rounds = [e.round.id for e in story.episodes if e.round is not None]
+    rows = session.scalars(select(Suggestion).where(Suggestion.round_id.in_(rounds))).all()
+    extra = 0
+    for keys in (
+        Counter(p.idempotency_key for p in posts),
+        Counter(p.idempotency_key for p in bot),
+        Counter((s.platform, s.remote_id) for s in rows),
+    ):
+        extra += sum(n - 1 for n in keys.values() if n > 1)
+    return extra
+
+
+def count_lost(session: Session, ledger: Ledger) -> int:
+    """The followers' replies not stored in their round, and their votes not recorded."""
+    stored = {
+        s.remote_id: s.round_id
+        for s in session.scalars(select(Suggestion).where(Suggestion.platform == "local"))
+    }
+    lost = sum(1 for r, rnd in ledger.replies.items() if stored.get(str(r)) != rnd)
+    for poll_id, cast in ledger.votes.items():
+        rows = session.scalars(select(LocalVote).where(LocalVote.post_id == poll_id)).all()
+        got = {v.voter: v.position for v in rows}
+        lost += sum(1 for voter, pos in cast.items() if got.get(voter) != pos)
+    return lost

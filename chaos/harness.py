@@ -9,7 +9,10 @@ random delay, or SIGKILL from inside at a failpoint (mid-render, between "post s
 are closed with `storybot round close` (or, to crash the runner while it closes one, by
 making the round due). When the plan is used up a last runner finishes the story and is
 stopped with SIGTERM; then chaos/checks.py compares the database with what was done.
-The seed and the plan are printed first: the same seed replays the same plan.
+Last, the same story (same seed, the followers' recorded actions replayed) runs once more
+in-process with no kills, and its beats and winners are compared with the chaotic run's.
+The seed and the plan are printed first: the same seed replays the same plan; the last
+line is ``chaos: kills=N duplicates=0 lost=0 diverged=0``.
 """
 
 from __future__ import annotations
@@ -29,9 +32,18 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.app import build_app
+from bot.config import load_config
 from chaos import procs
-from chaos.audience import Audience, open_round
-from chaos.checks import check_story
+from chaos.audience import Act, Audience, open_round, perform
+from chaos.checks import (
+    Outcome,
+    check_story,
+    count_duplicates,
+    count_lost,
+    diverged,
+    outcome,
+)
 from chaos.plan import Kill, make_plan
 from chaos.report import ChaosReport, summarise
 from story_state.db import make_engine, session_factory, session_scope
@@ -62,6 +74,7 @@ class Harness:
         self, url: str, workdir: Path, kills: int, rounds: int, seed: int, out: TextIO, strict: bool
     ) -> None:
         self.workdir, self.rounds, self.out, self.strict = workdir, rounds, out, strict
+        self.seed = seed
         self.plan = make_plan(kills, rounds, seed)
         self.config = procs.write_config(workdir, url, rounds, seed)
         self.engine = make_engine(url)
@@ -214,12 +227,25 @@ class Harness:
             )
         return bool(n)
 
-    def finish(self) -> ChaosReport:
+    def finish(self, deadline_s: float) -> ChaosReport:
         report = self.report
+        ledger = self.audience.ledger
         with session_scope(self.factory) as session:
-            verdict = check_story(
-                session, SLUG, self.rounds + 1, self.audience.ledger, self.workdir / "media"
+            verdict = check_story(session, SLUG, self.rounds + 1, ledger, self.workdir / "media")
+            chaotic = outcome(session, SLUG)
+            report.duplicates = count_duplicates(session, SLUG)
+            report.lost = count_lost(session, ledger)
+        try:
+            reference = reference_run(
+                self.workdir / "reference", self.rounds, self.seed, ledger.script, deadline_s
             )
+        except Exception as exc:  # reported as a violation, not a crash
+            verdict.check("reference: same beats as an uninterrupted run", [f"failed: {exc!r}"])
+            report.diverged = self.rounds + 1
+        else:
+            differ = diverged(reference, chaotic)
+            verdict.check("reference: same beats and winners as an uninterrupted run", differ)
+            report.diverged = len(differ)
         report.passed += verdict.passed
         report.violations += verdict.violations
         for log in sorted(self.logs.glob("run-*.log")):
@@ -234,6 +260,47 @@ class Harness:
         self.engine.dispose()
         report.elapsed_s = time.monotonic() - self.t0
         return report
+
+
+def reference_run(
+    workdir: Path, rounds: int, seed: int, script: dict[int, list[Act]], deadline_s: float
+) -> Outcome:
+    """The same story told without interruption, in-process, on its own SQLite database.
+
+    Same config and seed; in each round the followers do exactly what they did in the
+    chaotic run (``script``, by episode), then the round is closed as `round close` does.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{workdir / 'reference.db'}"
+    app = build_app(load_config(procs.write_config(workdir, url, rounds, seed)))
+    t0 = time.monotonic()
+    try:
+        local = app.local
+        if local is None:
+            raise RuntimeError("the reference run has no local platform")
+        acted: set[int] = set()
+        while time.monotonic() - t0 < deadline_s:
+            progressed = app.runner.tick()
+            with session_scope(app.factory) as session:
+                status = session.scalar(select(Story.status).where(Story.slug == SLUG))
+                rnd = open_round(session, SLUG)
+            if status is StoryStatus.ENDED:
+                break
+            if rnd is None:
+                if not progressed:
+                    time.sleep(0.1)  # a post waiting for its retry
+                continue
+            if rnd.round_id not in acted:
+                acted.add(rnd.round_id)
+                perform(local, rnd, script.get(rnd.episode, []))
+            app.runner.tick()  # harvest, as the running bot would before the close
+            app.runner.close_round_now()
+        else:
+            raise RuntimeError(f"the reference story did not finish within {deadline_s:.0f}s")
+        with session_scope(app.factory) as session:
+            return outcome(session, SLUG)
+    finally:
+        app.close()
 
 
 def run_chaos(
@@ -257,7 +324,7 @@ def run_chaos(
     for kill in harness.plan:
         out.write(f"  plan #{kill.index:02d} episode {kill.episode}: {kill.describe()}\n")
     harness.run(deadline_s)
-    report = harness.finish()
+    report = harness.finish(deadline_s)
     summarise(report, out)
     return report
 
@@ -287,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if report.ok and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
-        print(f"work folder kept: {workdir}")
+        print(f"work folder kept: {workdir}", file=sys.stderr)  # stdout ends with the summary
     return 0 if report.ok else 1
 
 

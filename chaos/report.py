@@ -20,6 +20,9 @@ class ChaosReport:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # crashes that broke no guarantee
     elapsed_s: float = 0.0
+    duplicates: int = 0  # posts published, outbox rows or replies stored more than once
+    lost: int = 0  # the followers' replies and votes not recorded
+    diverged: int = 0  # episodes whose beat or winner differs from the uninterrupted run's
 
     @property
     def ok(self) -> bool:
@@ -44,4 +47,8 @@ def summarise(report: ChaosReport, out: TextIO) -> None:
         out.write(f"  note {note}\n")
     verdict = "PASS" if report.ok else f"FAIL (replay with --seed {report.seed})"
     out.write(f"chaos: {verdict}\n")
+    out.write(
+        f"chaos: kills={len(report.kills)} duplicates={report.duplicates} "
+        f"lost={report.lost} diverged={report.diverged}\n"
+    )
     out.flush()

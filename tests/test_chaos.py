@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -105,3 +106,7 @@ def test_short_chaos_run_posts_and_records_everything_exactly_once(
     assert len(report.kills) == 6, f"{replay}\n{out.getvalue()}"
     fired = {name for name in report.where if not name.startswith("timed")}
     assert set(MUST) <= fired, f"failpoints never fired ({replay}):\n{out.getvalue()}"
+    last = out.getvalue().splitlines()[-1]
+    assert re.fullmatch(r"chaos: kills=\d+ duplicates=\d+ lost=\d+ diverged=\d+", last), last
+    assert last == "chaos: kills=6 duplicates=0 lost=0 diverged=0", f"{replay}\n{out.getvalue()}"
+    assert "ok   reference: same beats and winners as an uninterrupted run" in out.getvalue()

@@ -34,6 +34,7 @@ from generation.clip.subtitles import escape_ass
 from generation.image.procedural import ProceduralRenderer
 from generation.pipeline import Generators
 from generation.voice.espeak import EspeakVoice
+from generation.writer import _prompt
 from generation.writer._prompt import DATA_CLOSE, DATA_OPEN, SYSTEM_PROMPT, quote, user_message
 from generation.writer.base import Idea, Script, StoryContext, WriteRequest
 from generation.writer.openai import OpenAIWriter
@@ -43,7 +44,7 @@ from story_state.engine import fit_label
 from story_state.lifecycle import StoryStatus
 from story_state.models import Story, Suggestion
 from story_state.moderation import Rules, moderate
-from story_state.text import clean_text, compile_blocklist
+from story_state.text import clean_text, compile_blocklist, skeleton
 from tests.bot.conftest import Clock, small_config
 from tests.generation.openai_server import CHAT, Canned, error_body, serving
 
@@ -360,3 +361,96 @@ def test_audience_text_stays_inside_the_quoted_data(ideas: list[str], beat: str)
     assert data["beat"] == quote(beat, 300) and data["summary"] == quote(beat, 1500)
     assert set(data) == {"story", "summary", "story_bible", "previous_episodes", "beat",
                          "audience_ideas", "request"}  # fmt: skip
+
+
+CORPUS = Path(__file__).parent / "fixtures" / "hostile_replies.jsonl"
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+DARN = re.compile(r"(?<!\w)darn(?!\w)")
+
+
+def hostile_corpus() -> list[tuple[str, str, bool]]:
+    """(kind, text, must be rejected): the stored corpus plus two too big to store."""
+    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    found = [(r["kind"], r["text"], r["reject"]) for r in rows]
+    found.append(("50k", "The crew keeps talking " * 2200, True))  # ~50,000 characters
+    found.append(("500 mentions", " ".join(f"@fan{i}" for i in range(500)) + " hi", True))
+    return found
+
+
+def test_the_hostile_corpus_is_big_and_varied() -> None:
+    corpus = hostile_corpus()
+    kinds = {kind.split("-")[0] for kind, _, _ in corpus}
+    assert len(corpus) >= 300
+    assert {"injection", "confusable", "zalgo", "bidi", "mentions", "links", "html", "ass",
+            "markdown", "sql", "emoji", "empty", "50k", "500 mentions"} <= kinds  # fmt: skip
+    assert max(len(text) for _, text, _ in corpus) >= 50_000
+
+
+def test_every_hostile_reply_is_moderated_without_a_crash() -> None:
+    rules = Rules(blocklist=compile_blocklist(["darn"]))
+    for kind, text, reject in hostile_corpus():
+        for is_html in (False, True):
+            verdict = moderate(text, "someone@example.social", rules, is_html=is_html)
+            if reject and not is_html:
+                assert not verdict.accepted, (kind, text[:80], verdict)
+            if verdict.accepted:
+                assert not hidden_or_zalgo(verdict.text), (kind, verdict.text)
+                assert not BIDI.search(verdict.text) and "<script" not in verdict.text.lower()
+                assert not DARN.search(skeleton(verdict.text)), (kind, verdict.text)
+                assert len(verdict.text) <= rules.max_length
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_round_of_the_whole_hostile_corpus_reaches_no_one(story: Scene) -> None:
+    app, parrot, network = story.app, story.parrot, story.network
+    prompt_before = _prompt.SYSTEM_PROMPT
+    app.runner.tick()
+    poll = [p for p in network.inner.thread()["posts"] if p["poll"]][-1]["id"]
+    corpus = hostile_corpus()
+    rules = Rules(blocklist=compile_blocklist(["darn"]))
+    rejected: set[str] = set()
+    accepted: set[str] = set()
+    now = datetime.now(UTC)
+    for n, (_, text, _) in enumerate(corpus):
+        verdict = moderate(text, f"h{n}@far.example", rules)
+        (accepted if verdict.accepted else rejected).add(verdict.text)
+        likes = 1 if verdict.accepted else 1000  # the rejected would win, if they counted
+        network.extra.append(Reply("local", f"corpus-{n}", f"h{n}", "H", text, poll, now, likes))
+    assert app.runner.tick() == []  # harvests; the round stays open
+    close_round(app)
+    with session_scope(app.factory) as session:
+        stored = session.scalars(select(Suggestion)).all()
+        assert len({s.remote_id for s in stored}) == len(corpus)  # every one judged, once
+        for s in stored:
+            if s.accepted:
+                assert not DARN.search(skeleton(s.text)) and not BIDI.search(s.text), s.text
+
+    asked = [r for r in parrot.requests if r.ideas]
+    assert asked, "no idea reached the writer"
+    for request in parrot.requests:
+        for idea in request.ideas:
+            assert idea.text not in rejected - accepted, idea.text
+            assert not DARN.search(skeleton(idea.text)) and not BIDI.search(idea.text)
+            assert "<script" not in idea.text.lower() and not hidden_or_zalgo(idea.text)
+        message = _prompt.user_message(request, 50)
+        assert message.count(DATA_OPEN) == 1 and message.count(DATA_CLOSE) == 1
+    assert _prompt.SYSTEM_PROMPT == prompt_before == SYSTEM_PROMPT
+
+    bot = [p for p in network.inner.thread()["posts"] if p["is_bot"]]
+    captions = [p["text"] for p in bot] + [m["alt_text"] for p in bot for m in p["media"]]
+    labels = [o["label"] for p in bot if p["poll"] for o in p["poll"]["options"]]
+    assert labels and len(bot) == 4  # clip, poll, clip, poll: nothing more, nothing less
+    for text in [*captions, *labels]:
+        assert "<script" not in text.lower() and "{\\" not in text and not BIDI.search(text)
+        assert not DARN.search(skeleton(text)) and not hidden_or_zalgo(text), text
+    ass_docs = [f.read_text() for f in sorted(app.runner.media_root.rglob("*.ass"))]
+    assert len(ass_docs) == 2
+    for document in ass_docs:
+        dialogue = [
+            ln.split(",", 9)[9] for ln in document.splitlines() if ln.startswith("Dialogue:")
+        ]
+        assert dialogue and ass_is_inert(document) == []
+        for line in dialogue:
+            assert "<script" not in line.lower() and not BIDI.search(line)
+            assert not re.search(r"(?<!\\)\{\\", line), line  # no live override tag

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot import operator
+from bot.operator import OperatorError
+from bot.runner import MAIN
 from bot.web.context import WebContext, client_key, done
 from bot.web.dashboard import dashboard, episode_file
 from bot.web.security import WebError, verified_form
+from bot.web.story_tools import CUT_NAME, CutJob, bible, tree
 from story_state.db import session_scope
 from story_state.errors import StorybotError
 
@@ -26,6 +31,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 class Admin:
     def __init__(self, ctx: WebContext) -> None:
         self.ctx = ctx
+        self.cut = CutJob(ctx.app)  # in memory: a restart forgets a finished cut's note
 
     def _require(self, request: Request) -> None:
         if not self.ctx.auth.allowed(request):
@@ -42,9 +48,37 @@ class Admin:
                 return response
             raise WebError(status, message)
         data = await run_in_threadpool(dashboard, self.ctx.app)
-        response = self.ctx.page(request, "admin.html", title="storybot — operator", **data)
+        return self._page(request, "admin.html", cut=self.cut.snapshot(), **data)
+
+    def _page(self, request: Request, template: str, **values: Any) -> Response:
+        response = self.ctx.page(request, template, title="storybot — operator", **values)
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    async def bible_page(self, request: Request) -> Response:
+        self._require(request)
+        data = await run_in_threadpool(bible, self.ctx.app)
+        return self._page(request, "bible.html", kinds=operator.LORE_KINDS, **data)
+
+    async def branches_page(self, request: Request) -> Response:
+        self._require(request)
+        data = await run_in_threadpool(tree, self.ctx.app)
+        return self._page(request, "branches.html", **data)
+
+    async def cut_status(self, request: Request) -> Response:
+        self._require(request)
+        state = self.cut.snapshot()
+        body = {**asdict(state), "url": f"/admin/cuts/{state.name}" if state.name else None}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    async def cut_file(self, request: Request) -> Response:
+        self._require(request)
+        name = request.path_params["name"]
+        root = self.cut.folder.resolve()
+        target = (root / name).resolve()
+        if not CUT_NAME.match(name) or not target.is_relative_to(root) or not target.is_file():
+            raise WebError(404, "That file is not there (yet).")
+        return FileResponse(target, media_type="video/mp4", headers={"Cache-Control": "no-store"})
 
     async def login(self, request: Request) -> Response:
         form = await verified_form(request)
@@ -62,7 +96,9 @@ class Admin:
         self.ctx.auth.log_out(response)
         return response
 
-    def action(self, work: Callable[[Request, dict[str, str]], str], anchor: str) -> Handler:
+    def action(
+        self, work: Callable[[Request, dict[str, str]], str], anchor: str, page: str = "/admin"
+    ) -> Handler:
         """A dashboard button: auth, CSRF, the work in a thread, then back with a note."""
 
         async def handler(request: Request) -> Response:
@@ -71,13 +107,13 @@ class Admin:
             try:
                 line = await run_in_threadpool(work, request, form)
             except StorybotError as exc:
-                return done(request, False, str(exc), f"/admin#{anchor}", 409)
+                return done(request, False, str(exc), f"{page}#{anchor}", 409)
             except SQLAlchemyError as exc:  # e.g. the scheduler closed the same round just now
                 log.warning("dashboard action failed: %s", exc)
                 return done(
-                    request, False, "The database refused that; reload and retry.", "/admin", 409
+                    request, False, "The database refused that; reload and retry.", page, 409
                 )
-            return done(request, True, line, f"/admin#{anchor}")
+            return done(request, True, line, f"{page}#{anchor}")
 
         return handler
 
@@ -113,6 +149,41 @@ class Admin:
             return runner.retry_held()
         raise WebError(404, "No such action.")
 
+    def _lore(self, request: Request, form: dict[str, str]) -> str:
+        target, verb = int(request.path_params["id"]), request.path_params["verb"]
+        with session_scope(self.ctx.app.factory) as session:
+            if verb == "accept":
+                return operator.set_lore_status(session, target, "canon")
+            if verb == "reject":
+                return operator.set_lore_status(session, target, "rejected")
+            if verb == "edit":
+                return operator.edit_lore(
+                    session, target, form.get("description", ""), form.get("visual", "")
+                )
+        raise WebError(404, "No such action.")
+
+    def _lore_add(self, _request: Request, form: dict[str, str]) -> str:
+        story_id = self.ctx.app.runner.ensure_story()
+        with session_scope(self.ctx.app.factory) as session:
+            return operator.add_lore(
+                session,
+                story_id,
+                form.get("kind", ""),
+                form.get("name", ""),
+                form.get("description", ""),
+                form.get("visual", ""),
+            )
+
+    def _fork(self, _request: Request, form: dict[str, str]) -> str:
+        try:
+            number, option = int(form.get("number", "")), int(form.get("option", ""))
+        except ValueError:
+            raise OperatorError("choose an episode and an option to fork from") from None
+        return self.ctx.app.runner.fork(number, option, form.get("branch", "").strip())
+
+    def _cut(self, _request: Request, form: dict[str, str]) -> str:
+        return self.cut.start(form.get("branch", MAIN))
+
     async def media(self, request: Request) -> Response:
         self._require(request)
         kind = request.path_params["kind"]
@@ -142,4 +213,16 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         ),
         Route("/admin/story/{verb}", a.action(a._runner, "story"), methods=post),
         Route("/admin/episodes/{id:int}/{kind}", a.media),
+        Route("/admin/bible", a.bible_page),
+        Route("/admin/bible/add", a.action(a._lore_add, "add", "/admin/bible"), methods=post),
+        Route(
+            "/admin/bible/{id:int}/{verb}",
+            a.action(a._lore, "entries", "/admin/bible"),
+            methods=post,
+        ),
+        Route("/admin/branches", a.branches_page),
+        Route("/admin/branches/fork", a.action(a._fork, "tree", "/admin/branches"), methods=post),
+        Route("/admin/cut", a.action(a._cut, "cut"), methods=post),
+        Route("/admin/cut", a.cut_status),
+        Route("/admin/cuts/{name}", a.cut_file),
     ]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from story_state.text import clean_text, compile_blocklist, reject_reason, shorten
+from story_state.text import clean_text, compile_blocklist, reject_reason, shorten, skeleton
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,49 @@ def test_clean_text_is_bounded_and_plain(raw: str) -> None:
 def test_html_input_never_leaks_markup(raw: str) -> None:
     out = clean_text(f"<p>{raw}</p><script>x()</script>", is_html=True)
     assert ("<script>" not in out and "x()" not in out) or "x()" in raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("darn", "darn"),
+        ("DaRn", "darn"),
+        ("\u0501arn", "darn"),  # Cyrillic komi de
+        ("d\u0430rn", "darn"),  # Cyrillic a
+        ("da\u0433n", "darn"),  # Cyrillic ghe
+        ("dar\u0578", "darn"),  # Armenian vo
+        ("d\u03b1rn", "darn"),  # Greek alpha
+        ("d\u0251rn", "darn"),  # Latin alpha
+        ("\u1d05\u1d00\u0280\u0274", "darn"),  # small capitals
+        ("\u13e7arn", "darn"),  # Cherokee
+        ("d\u200bar\u2060n", "darn"),  # zero-width space, word joiner
+        ("d\u00adarn", "darn"),  # soft hyphen
+        ("\uff44\uff41\uff52\uff4e", "darn"),  # full-width
+        ("\U0001d41d\U0001d41a\U0001d42b\U0001d427", "darn"),  # mathematical bold
+        ("\u24d3\u24d0\u24e1\u24dd", "darn"),  # circled
+        ("d\u0301a\u0336r\u0336n", "darn"),  # accents and strike-through
+        ("\u202edarn\u202c", "darn"),  # bidi override
+        ("Café au lait", "cafe au lait"),
+    ],
+)
+def test_skeleton_maps_confusables_to_plain_latin(raw: str, expected: str) -> None:
+    assert skeleton(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "blocked"),
+    [
+        ("The \u0501arn ship explodes", True),
+        ("The \uff44\uff41\uff52\uff4e ship", True),
+        ("The d\u200barn ship", True),
+        ("\u0501\u0430\u0433\u0578!!!", True),
+        ("The D\u0336A\u0336R\u0336N\u0336 ship", True),
+        ("The darned ship", False),  # still whole words only
+        ("The \u217eam holds", False),  # roman numeral d: "dam", not the word
+        ("Корабль тонет", False),  # Russian text stays allowed
+    ],
+)
+def test_blocklist_sees_through_confusables(text: str, blocked: bool) -> None:
+    blocklist = compile_blocklist(["darn"])
+    cleaned = clean_text(text)
+    assert (reject_reason(text, cleaned, blocklist=blocklist) == "blocked word") is blocked
