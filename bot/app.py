@@ -206,8 +206,10 @@ class App:
     heartbeat: datetime | None = None
 
     def close(self) -> None:
-        for platform in self.platforms.values():
-            close = getattr(platform, "close", None)
+        """Close what holds connections: platform sessions, API clients, the job queue."""
+        gens = self.runner.generators
+        for part in (*self.platforms.values(), gens.writer, gens.image, gens.voice, gens.clip):
+            close = getattr(part, "close", None)
             if callable(close):
                 close()
         close_jobs = getattr(self.runner.jobs, "close", None)
