@@ -11,7 +11,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.runner import MAIN, path_to
 from generation.clip.ffmpeg import FfmpegAssembler
-from generation.cut import Chapter, render_cut
+from generation.cut import Chapter, CutInfo, render_cut
 from story_state.db import session_scope
 from story_state.errors import StateError, StorybotError
 from story_state.models import Credit, Episode
@@ -54,6 +54,24 @@ def chapters_and_credits(app: App, branch: str) -> tuple[list[Chapter], list[str
     return chapters, names, title
 
 
+def render_story_cut(app: App, branch: str, out: Path, when: datetime) -> CutInfo:
+    """The branch's Community's Cut at ``out``, framed like the story's clips."""
+    clip = app.config.generation.clip
+    chapters, names, title = chapters_and_credits(app, branch)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return render_cut(
+        chapters,
+        title=title,
+        credits=names,
+        out=out,
+        width=clip.width,
+        height=clip.height,
+        fps=clip.fps,
+        date=f"{when:%d %B %Y}",
+        assembler=FfmpegAssembler(preset=clip.preset),
+    )
+
+
 @click.command()
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @click.option("--branch", default=MAIN, show_default=True, help="Which line of the story.")
@@ -63,21 +81,9 @@ def cut(ctx: click.Context, out: Path, branch: str) -> None:
     from bot.cli import _app
 
     app: App = ctx.with_resource(_app(ctx))
-    clip = app.config.generation.clip
     try:
-        chapters, names, title = chapters_and_credits(app, branch)
-        click.echo(f"cutting {len(chapters)} episode(s), {len(names)} contributor(s)…", err=True)
-        info = render_cut(
-            chapters,
-            title=title,
-            credits=names,
-            out=out,
-            width=clip.width,
-            height=clip.height,
-            fps=clip.fps,
-            date=f"{datetime.now(UTC):%d %B %Y}",
-            assembler=FfmpegAssembler(preset=clip.preset),
-        )
+        click.echo(f"cutting branch {branch!r}…", err=True)
+        info = render_story_cut(app, branch, out, datetime.now(UTC))
     except StorybotError as exc:
         raise click.ClickException(str(exc)) from None
     for mark in info.chapters:

@@ -13,10 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.app import App
-from bot.cut_cli import chapters_and_credits
+from bot.cut_cli import render_story_cut
 from bot.runner import MAIN
-from generation.clip.ffmpeg import FfmpegAssembler
-from generation.cut import render_cut
 from story_state.db import session_scope
 from story_state.errors import StorybotError
 from story_state.lifecycle import RoundStatus
@@ -151,21 +149,8 @@ class CutJob:
 
     def _run(self, branch: str, name: str, now: datetime) -> None:
         out = self.folder / name
-        clip = self.app.config.generation.clip
         try:
-            chapters, names, title = chapters_and_credits(self.app, branch)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            info = render_cut(
-                chapters,
-                title=title,
-                credits=names,
-                out=out,
-                width=clip.width,
-                height=clip.height,
-                fps=clip.fps,
-                date=f"{now:%d %B %Y}",
-                assembler=FfmpegAssembler(preset=clip.preset),
-            )
+            info = render_story_cut(self.app, branch, out, now)
         except StorybotError as exc:
             self._finish(state="failed", message=str(exc))
             return
