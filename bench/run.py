@@ -4,7 +4,7 @@ One process renders a 20 s 1280x720 24 fps "film" clip with :class:`FfmpegAssemb
 compares it with
 
 - the floor: the same still, frame count, size, grain, audio and encoder settings, encoded by
-  ffmpeg without pan/zoom, grade, vignette, flicker or subtitles (the still is decoded once
+  ffmpeg without pan/zoom, grade, vignette or subtitles (the still is decoded once
   and repeated by the ``loop`` filter; ``-loop 1`` on a PNG input would decode it 480 times
   and make the floor look slower than it is);
 - the naive moviepy 2 render people write first: an ImageClip whose per-frame ``transform``
@@ -12,8 +12,8 @@ compares it with
   CompositeVideoClip, the narration, and ``write_videofile`` with libx264 at the same preset
   and CRF (moviepy's own default, ``medium``, would make it slower still).
 
-A second floor adds the camera move (zoompan on the 2x still) to the first: the render minus
-its look (grade, vignette, flicker, subtitles), which shows what the look itself costs.
+A second floor adds the assembler's camera move (and its one filter thread) to the first: the
+render minus its look (grade, vignette, subtitles), which shows what the look itself costs.
 
 ``peak_rss_mb`` is the larger of this process's own peak (imports, painting the still) and the
 largest child it has waited for (the ffmpeg render; espeak-ng and ffprobe are far smaller),
@@ -52,9 +52,10 @@ from generation.clip.ffmpeg import (
     SAMPLE_RATE,
     FfmpegAssembler,
     build_graph,
+    camera,
     grain_filters,
-    pan_zoom,
     plan_motion,
+    source_size,
 )
 from generation.clip.subtitles import split_lines, time_cues, to_ass
 from generation.image.base import ImageRequest
@@ -170,14 +171,19 @@ def floor_command(assembler: FfmpegAssembler, request: ClipRequest, out: Path) -
 
 
 def motion_floor_command(assembler: FfmpegAssembler, request: ClipRequest, out: Path) -> list[str]:
-    """The floor plus the camera move (2x source, zoompan): the render minus its look."""
+    """The floor plus the assembler's camera move: the render minus its look."""
     w, h, fps = request.width, request.height, request.fps
     frames = round(SECONDS * fps)
+    motion = plan_motion(request.seed, SECONDS)
+    big_w, big_h = source_size(motion, w, h)
     video = [
-        f"scale={2 * w}:{2 * h}:force_original_aspect_ratio=increase:flags=lanczos",
-        f"crop={2 * w}:{2 * h}",
+        f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase:flags=lanczos",
+        f"crop={big_w}:{big_h}",
         "format=yuv420p",
-        pan_zoom(plan_motion(request.seed, SECONDS), frames, w, h, fps),
+        f"loop=loop={frames - 1}:size=1",
+        f"settb=1/{fps}",
+        "setpts=N",
+        camera(motion, frames, w, h, fps),
         *grain_filters(request.look, request.seed),
     ]
     audio = (
@@ -188,7 +194,8 @@ def motion_floor_command(assembler: FfmpegAssembler, request: ClipRequest, out: 
     return [
         assembler.ffmpeg, "-nostdin", "-loglevel", "error", "-y",
         "-i", f"file:{request.still}", "-i", f"file:{request.narration}",
-        "-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-t", f"{SECONDS}",
+        "-filter_complex_threads", "1", "-filter_complex", graph,
+        "-map", "[v]", "-map", "[a]", "-t", f"{SECONDS}",
         *assembler.encoder_args(request.fps), str(out),
     ]  # fmt: skip
 

@@ -24,7 +24,12 @@ from generation.files import atomic_output
 from story_state.errors import BackendUnavailable, GenerationError
 
 LOOKS = ("clean", "film", "vhs")
-OVERSAMPLE = 2  # zoompan crops whole source pixels; a 2x source halves the visible stepping
+# The camera always shows at least this much zoom, so that there is room to pan at the edges.
+PAN_ROOM = 1.06
+# The most the zoom changes over a clip. Each distinct zoom level is a picture x264 must encode
+# from scratch rather than predict by a whole-pixel shift, so this range, not the clip's length,
+# sets what the camera move costs: 0.08 at 1280 px is about 100 levels (see ``make bench``).
+MAX_ZOOM_CHANGE = 0.08
 ENCODER_THREADS = 4  # fixed, because x264's output depends on its thread count
 SAMPLE_RATE = 48_000
 TIMEOUT_S = 600.0
@@ -48,16 +53,26 @@ class Motion:
     y_from: float
     y_to: float
 
+    def at(self, frame: int, frames: int) -> tuple[float, float, float]:
+        """Zoom and window position (fractions of the margin) at ``frame`` of ``frames``."""
+        f = min(max(frame, 0), frames - 1) / max(1, frames - 1)
+        return (
+            self.zoom_from + (self.zoom_to - self.zoom_from) * f,
+            self.x_from + (self.x_to - self.x_from) * f,
+            self.y_from + (self.y_to - self.y_from) * f,
+        )
+
 
 def plan_motion(seed: int, duration_s: float) -> Motion:
-    """Zoom in or out and drift one way, all chosen by the seed; slower over longer clips."""
+    """Zoom in or out a little and drift one way, all chosen by the seed."""
     rng = random.Random(seed)
-    amount = min(0.2, max(0.06, 0.008 * duration_s)) * rng.uniform(0.85, 1.15)
+    amount = min(MAX_ZOOM_CHANGE, max(0.03, 0.004 * duration_s)) * rng.uniform(0.85, 1.0)
     zoom_in = rng.random() < 0.5
     angle = rng.uniform(0.0, 2.0 * math.pi)
     reach = rng.uniform(0.3, 0.5)
     dx, dy = reach * math.cos(angle), reach * math.sin(angle) * 0.6
-    zooms = (1.0, 1.0 + amount) if zoom_in else (1.0 + amount, 1.0)
+    low, high = PAN_ROOM, PAN_ROOM + amount
+    zooms = (low, high) if zoom_in else (high, low)
     return Motion(*zooms, 0.5 - dx, 0.5 + dx, 0.5 - dy, 0.5 + dy)
 
 
@@ -67,17 +82,71 @@ def filter_path(path: Path) -> str:
     return _GRAPH_SPECIAL.sub(r"\\\1", quoted)
 
 
-def pan_zoom(motion: Motion, frames: int, width: int, height: int, fps: int) -> str:
-    """The zoompan filter that moves the camera along ``motion`` over ``frames`` frames."""
-    step = f"on/{max(1, frames - 1)}"
+def _round(value: float) -> int:
+    """ffmpeg's round(): halves away from zero (Python's round() goes to even)."""
+    return math.floor(value + 0.5)
+
+
+def level_size(zoom: float, width: int, height: int) -> tuple[int, int]:
+    """The size the whole still is scaled to at ``zoom``; the frame is a crop of it.
+
+    The long side is rounded and the short side follows it, so the picture changes size
+    only when the long side does. The ``camera`` expressions compute the same numbers.
+    """
+    if width >= height:
+        w = _round(width * zoom)
+        return w, _round(w * height / width)
+    h = _round(height * zoom)
+    return _round(h * width / height), h
+
+
+def source_size(motion: Motion, width: int, height: int) -> tuple[int, int]:
+    """The graded still the camera samples from: the picture at the path's widest zoom."""
+    return level_size(max(motion.zoom_from, motion.zoom_to), width, height)
+
+
+def camera(motion: Motion, frames: int, width: int, height: int, fps: int) -> str:
+    """The filters that turn the looped, graded still into the moving frames.
+
+    The zoom is quantised to whole pixels of the picture's long side: ``select`` keeps only
+    the frames where that size changes, ``scale`` resizes the still once for each of them,
+    ``fps`` repeats each level until the next, and ``crop`` pans across it a whole pixel at
+    a time. Between two levels consecutive frames differ by a whole-pixel shift, which x264
+    predicts almost for free; zoompan would resample every frame, and its crop (rounded to
+    even pixels in 4:2:0) makes the picture step back and forth.
+    """
+    last = max(1, frames - 1)
+    z0, z1 = motion.zoom_from, motion.zoom_to
+
+    def zoom(frame: str) -> str:
+        return f"({z0:.6f}+({z1 - z0:.6f})*({frame})/{last})"
 
     def lerp(a: float, b: float) -> str:
-        return f"({a:.6f}+({b - a:.6f})*{step})"
+        return f"({a:.6f}+({b - a:.6f})*n/{last})"
 
-    z = lerp(motion.zoom_from, motion.zoom_to)
-    x = f"(iw-iw/zoom)*{lerp(motion.x_from, motion.x_to)}"
-    y = f"(ih-ih/zoom)*{lerp(motion.y_from, motion.y_to)}"
-    return f"zoompan=z='{z}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
+    long_side = max(width, height)
+    changes = f"not(eq(round({long_side}*{zoom('n')}),round({long_side}*{zoom('n-1')})))"
+
+    def size(frame: str) -> tuple[str, str]:  # level_size() as expressions
+        if width >= height:
+            w = f"round({width}*{zoom(frame)})"
+            return w, f"round({w}*{height}/{width})"
+        h = f"round({height}*{zoom(frame)})"
+        return f"round({h}*{width}/{height})", h
+
+    level_w, level_h = size(f"round(t*{fps})")
+    # crop's iw/ih keep the first frame's size, so the level size is worked out again here;
+    # crop itself never reads past the frame it is given.
+    crop_w, crop_h = size("n")
+    return ",".join(
+        [
+            f"select='eq(n,0)+eq(n,{last})+{changes}'",
+            f"scale=w='{level_w}':h='{level_h}':eval=frame:flags=bicubic",
+            f"fps={fps}",
+            f"crop={width}:{height}:x='({crop_w}-{width})*{lerp(motion.x_from, motion.x_to)}'"
+            f":y='({crop_h}-{height})*{lerp(motion.y_from, motion.y_to)}':exact=1",
+        ]
+    )
 
 
 def _mask(look: str, width: int, height: int) -> str:
@@ -85,36 +154,44 @@ def _mask(look: str, width: int, height: int) -> str:
     base = f"color=c=black@0:s={width}x{height}:d=1:r=1,format=yuva420p"
     if look == "clean":
         return base
+    # The vignette is smooth: worked out on a frame an eighth the size and scaled up, it
+    # costs 1/64 of evaluating the expression for every pixel (about 0.2 s CPU at 720p).
+    small = f"s={2 * max(1, width // 16)}x{2 * max(1, height // 16)}"
     radius = "hypot((X-W/2)/(W/2),(Y-H/2)/(H/2))/sqrt(2)"
-    vignette = f"{0.8 if look == 'vhs' else 0.72}*pow({radius},2.4)"
-    period = max(2, round(height / 240))
-    scan = f"0.22*eq(mod(Y,{period}),0)" if look == "vhs" else "0"
-    alpha = f"255*(1-(1-{vignette})*(1-{scan}))"
-    return f"{base},geq=lum=16:cb=128:cr=128:a='{alpha}'"
+    strength = 0.8 if look == "vhs" else 0.72
+    chain = (
+        f"color=c=black@0:{small}:d=1:r=1,format=yuva420p,"
+        f"geq=lum=16:cb=128:cr=128:a='255*{strength}*pow({radius},2.4)',"
+        f"scale={width}:{height}:flags=bicubic"
+    )
+    if look == "vhs":
+        period = max(2, round(height / 240))
+        scan = f"0.22*eq(mod(Y,{period}),0)"
+        chain += f",geq=lum=16:cb=128:cr=128:a='255-(255-alpha(X,Y))*(1-{scan})'"
+    return chain
 
 
 def _look(look: str, seed: int, width: int) -> tuple[list[str], list[str]]:
-    """Filters before zoompan (once, on the still) and after it (every frame)."""
+    """Filters on the still (once, before the camera) and on every frame (after it)."""
     if look == "clean":
         return [], []
-    rng = random.Random(seed ^ 0x5EED)
-    phase = rng.uniform(0, 1000)
     # A warm grade with lifted blacks, as a print of an old negative would have.
     pre = ["curves=r='0/0.05 0.5/0.54 1/0.98':g='0/0.04 0.5/0.5 1/0.95':b='0/0.07 0.5/0.45 1/0.86'"]
-    # Projector flicker: a pseudo-random level held for 1/8 s. Changing it every frame would
-    # cost x264 about 20% more CPU and bits for a difference nobody sees.
+    if look == "film":
+        return pre, grain_filters(look, seed)
+    # VHS: tape flicker, a pseudo-random level held for 1/8 s. It is left out of "film":
+    # each change of the whole picture's level costs x264 about 10% more CPU and bits.
+    phase = random.Random(seed ^ 0x5EED).uniform(0, 1000)
     flicker = f"0.011*sin(floor(t*8)*12.9898+{phase:.3f})"
-    post = [f"eq=brightness='{flicker}':eval=frame"]
-    if look == "vhs":
-        shift = 2 * OVERSAMPLE * max(1, round(width / 640))
-        pre += [
-            "format=yuv444p",
-            "eq=saturation=0.82:contrast=0.94",
-            f"gblur=sigma={0.8 * OVERSAMPLE:.1f}",
-            f"gblur=sigma={2.5 * OVERSAMPLE:.1f}:planes=6",  # smeared colour, sharper luma
-            f"chromashift=cbh={shift}:crh={-shift}",
-        ]
-    return pre, [*grain_filters(look, seed), *post]
+    shift = 2 * max(1, round(width / 640))
+    pre += [
+        "format=yuv444p",
+        "eq=saturation=0.82:contrast=0.94",
+        "gblur=sigma=0.8",
+        "gblur=sigma=2.5:planes=6",  # smeared colour, sharper luma
+        f"chromashift=cbh={shift}:crh={-shift}",
+    ]
+    return pre, [*grain_filters(look, seed), f"eq=brightness='{flicker}':eval=frame"]
 
 
 def grain_filters(look: str, seed: int) -> list[str]:
@@ -135,20 +212,19 @@ def cue_changes(cues: Sequence[Cue], total_s: float) -> list[float]:
     return sorted(t for t in times if 0 <= t < total_s)
 
 
-def _layer(request: ClipRequest, total_s: float, ass: Path | None) -> list[str]:
+def _layer(request: ClipRequest, total_s: float, ass: Path | None, mask: str) -> list[str]:
     """The overlay layer: the vignette mask with the subtitles drawn on it by libass.
 
     libass draws only at the few instants the cues change (``cue_changes``), not on every
     frame; overlay then holds each drawn layer until the next one. One blend per frame
     does both the vignette and the subtitles.
     """
-    mask = _mask(request.look, request.width, request.height)
     if ass is None:
-        return [mask + "[m]"]
+        return [f"{mask}null[m]"]
     changes = cue_changes(request.cues, total_s)
     at = "+".join(f"{round(t * 1000)}*eq(N,{i})" for i, t in enumerate(changes) if i) or "0"
     return [
-        f"{mask},loop=loop={len(changes) - 1}:size=1,settb=1/1000,setpts='{at}',"
+        f"{mask}loop=loop={len(changes) - 1}:size=1,settb=1/1000,setpts='{at}',"
         f"ass=filename={filter_path(ass)}:alpha=1[m]"
     ]
 
@@ -175,9 +251,9 @@ def _audio(request: ClipRequest, total_s: float) -> list[str]:
     ]
 
 
-def _source(request: ClipRequest) -> list[str]:
-    """The still at twice the frame size, graded once: everything zoompan samples from."""
-    big_w, big_h = request.width * OVERSAMPLE, request.height * OVERSAMPLE
+def _source(request: ClipRequest, motion: Motion) -> list[str]:
+    """The still at the path's widest zoom, graded once: everything the camera samples from."""
+    big_w, big_h = source_size(motion, request.width, request.height)
     pre, _ = _look(request.look, request.seed, request.width)
     return [
         f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase:flags=lanczos",
@@ -195,19 +271,29 @@ def build_graph(
     """The whole -filter_complex: [0:v] still → [v], [1:a] narration (+ [2:a] music) → [a].
 
     With ``poster``, [p] is one frame a third of the way in, with the look but without the
-    subtitles. It branches off the graded still (a single frame) and crops the window
-    zoompan uses then: a branch off the moving picture would make ffmpeg queue every frame
-    before the poster in memory.
+    subtitles. It branches off the graded still (a single frame) and takes the level and
+    crop the camera shows then: a branch off the moving picture would make ffmpeg queue
+    every frame before the poster in memory.
     """
     w, h, fps = request.width, request.height, request.fps
     frames = max(1, round(total_s * fps))
     _, post = _look(request.look, request.seed, w)
     motion = plan_motion(request.seed, total_s)
-    source = "[0:v]" + ",".join(_source(request))
+    source = "[0:v]" + ",".join(_source(request, motion))
     chains = [f"{source},split[src][psrc]" if poster else f"{source}[src]"]
-    chains.append("[src]" + ",".join([pan_zoom(motion, frames, w, h, fps), *post]) + "[z]")
-    if request.look != "clean" or ass is not None:
-        chains += _layer(request, total_s, ass)
+    still = [f"loop=loop={frames - 1}:size=1", f"settb=1/{fps}", "setpts=N"]
+    chains.append("[src]" + ",".join([*still, camera(motion, frames, w, h, fps), *post]) + "[z]")
+    layered = request.look != "clean" or ass is not None
+    masked_poster = poster and request.look != "clean"
+    if layered or masked_poster:
+        # One mask frame for the video's layer and the poster.
+        mask = _mask(request.look, w, h)
+        if layered and masked_poster:
+            chains.append(f"{mask},split[mask][pm]")
+        else:
+            chains.append(f"{mask}[{'mask' if layered else 'pm'}]")
+    if layered:
+        chains += _layer(request, total_s, ass, "[mask]")
         chains.append("[z][m]overlay=format=yuv420:eof_action=repeat,setsar=1[v]")
     else:
         chains.append("[z]setsar=1[v]")
@@ -218,21 +304,18 @@ def build_graph(
 
 
 def _poster(request: ClipRequest, motion: Motion, frames: int) -> list[str]:
-    """[psrc] (the graded still) → [p]: the window zoompan shows a third of the way in."""
+    """[psrc] (the graded still) → [p]: the frame the camera shows a third of the way in."""
     w, h = request.width, request.height
-    f = min(frames - 1, frames // 3) / max(1, frames - 1)
-    zoom = min(max(motion.zoom_from + (motion.zoom_to - motion.zoom_from) * f, 1.0), 10.0)
-    big_w, big_h = w * OVERSAMPLE, h * OVERSAMPLE
-    x = (big_w - big_w / zoom) * (motion.x_from + (motion.x_to - motion.x_from) * f)
-    y = (big_h - big_h / zoom) * (motion.y_from + (motion.y_to - motion.y_from) * f)
-    crop = f"crop={int(big_w / zoom)}:{int(big_h / zoom)}:{int(max(0.0, x))}:{int(max(0.0, y))}"
+    zoom, fx, fy = motion.at(frames // 3, frames)
+    level_w, level_h = level_size(zoom, w, h)
+    x, y = round((level_w - w) * fx), round((level_h - h) * fy)  # crop uses lrint()
     _, post = _look(request.look, request.seed, w)
     jpeg = "scale=out_range=full,format=yuvj420p"  # JPEG wants full range
-    chain = "[psrc]" + ",".join([crop, f"scale={w}:{h}:flags=bicubic", *post])
+    frame = [f"scale={level_w}:{level_h}:flags=bicubic", f"crop={w}:{h}:{x}:{y}:exact=1"]
+    chain = "[psrc]" + ",".join([*frame, *post])
     if request.look == "clean":
         return [f"{chain},{jpeg}[p]"]
-    mask = _mask(request.look, w, h)
-    return [f"{chain}[pz]", f"{mask}[pm]", f"[pz][pm]overlay=format=yuv420,{jpeg}[p]"]
+    return [f"{chain}[pz]", f"[pz][pm]overlay=format=yuv420,{jpeg}[p]"]
 
 
 def speech_seconds(path: Path) -> float:
@@ -360,6 +443,10 @@ class FfmpegAssembler:
             inputs += ["-stream_loop", "-1", "-i", f"file:{request.music}"]
         args = [
             self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *inputs,
+            # One filter thread: x264's threads already fill the cores, and slice-threaded
+            # filters then wait on their slowest slice (measured: 12% longer wall time on
+            # 2 cores, for the same CPU time). A fixed count also keeps output identical.
+            "-filter_complex_threads", "1",
             "-filter_complex", build_graph(request, total_s, ass, poster is not None),
             "-map", "[v]", "-map", "[a]", "-t", f"{total_s:.6f}",
             *self.encoder_args(request.fps),
