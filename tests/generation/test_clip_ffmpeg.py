@@ -122,10 +122,16 @@ def test_clip_is_h264_high_aac_faststart_of_the_right_length(
 def test_vertical_frames_and_every_look_render(
     look: str, still: Path, speech: Speech, tmp_path: Path
 ) -> None:
-    request = _request(still, speech, width=180, height=320, look=look, fps=30)
+    request = _request(still, speech, width=180, height=320, look=look, fps=30, tail_s=3.0)
     info = FfmpegAssembler().assemble(request, tmp_path / "v.mp4")
     video = next(s for s in _probe(info.path)["streams"] if s["codec_type"] == "video")  # type: ignore[attr-defined]
     assert (video["width"], video["height"], video["r_frame_rate"]) == (180, 320, "30/1")
+    # The camera's size and position sums for a tall frame agree with the poster's.
+    clean = FfmpegAssembler().assemble(replace(request, look="clean"), tmp_path / "c.mp4")
+    assert clean.poster is not None
+    frames = round(clean.duration_s * 30)
+    third = _frame(clean.path, (frames // 3) / 30, 180, 320)
+    assert np.abs(_gray(clean.poster, 180, 320) - third).mean() < 0.8
 
 
 def test_same_request_gives_the_same_file_and_the_seed_moves_the_camera(
