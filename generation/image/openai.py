@@ -9,21 +9,20 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from generation._openai import make_client
+from generation.files import atomic_output
 from generation.image.base import ImageRequest
-from story_state.errors import BackendUnavailable, GenerationError
+from story_state.errors import GenerationError
 
 if TYPE_CHECKING:
     from openai import OpenAI
 
-INSTALL = "pip install 'storybot[openai]'"
 MIN_SIDE, MAX_SIDE = 64, 4096
 # GPT image models always answer in base64 and reject ``response_format``; others need it.
 _ALWAYS_B64 = ("gpt-image", "chatgpt-image")
@@ -44,16 +43,8 @@ class OpenAIImages:
     ) -> None:
         if not model:
             raise ValueError("model must not be empty")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self.model, self.size, self.quality = model, size, quality
-        try:
-            import openai
-        except ImportError as exc:
-            raise BackendUnavailable(f"the openai image backend needs: {INSTALL}") from exc
-        self._client: OpenAI = openai.OpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=0
-        )
+        self._client: OpenAI = make_client(base_url, api_key, timeout_s, "openai image")
 
     def close(self) -> None:
         self._client.close()
@@ -66,16 +57,8 @@ class OpenAIImages:
         if not prompt:
             raise GenerationError("cannot draw an empty image prompt")
         picture = _fit(_decode(self._generate(prompt)), request.width, request.height)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                picture.save(fh, format="PNG")
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a still is meant to be shared
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(out) as tmp:
+            picture.save(tmp, format="PNG")
         return out
 
     def _generate(self, prompt: str) -> str:

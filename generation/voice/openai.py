@@ -8,10 +8,8 @@ plain 16-bit mono WAV with true sizes.
 
 from __future__ import annotations
 
-import os
 import re
 import struct
-import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from generation._openai import make_client
+from generation.files import atomic_output
 from generation.voice.base import Speech
-from story_state.errors import BackendUnavailable, GenerationError
+from story_state.errors import GenerationError
 
 if TYPE_CHECKING:
     from openai import OpenAI
 
-INSTALL = "pip install 'storybot[openai]'"
 MAX_INPUT_CHARS = 4096  # the speech endpoint's limit
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _UNKNOWN_SIZE = 0xFFFFFFFF
@@ -47,16 +46,8 @@ class OpenAISpeech:
     ) -> None:
         if not model or not voice:
             raise ValueError("model and voice must not be empty")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self.model, self.voice, self.instructions = model, voice, instructions
-        try:
-            import openai
-        except ImportError as exc:
-            raise BackendUnavailable(f"the openai voice backend needs: {INSTALL}") from exc
-        self._client: OpenAI = openai.OpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=0
-        )
+        self._client: OpenAI = make_client(base_url, api_key, timeout_s, "openai voice")
 
     def close(self) -> None:
         self._client.close()
@@ -68,20 +59,11 @@ class OpenAISpeech:
         if len(clean) > MAX_INPUT_CHARS:
             raise GenerationError(f"narration is {len(clean)} characters; the limit is 4096")
         audio = read_wav(self._speak(clean))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".wav", dir=out.parent)
-        os.close(fd)
-        tmp = Path(name)
-        try:
-            with wave.open(str(tmp), "wb") as wav:
-                wav.setnchannels(1)
-                wav.setsampwidth(2)
-                wav.setframerate(audio.rate)
-                wav.writeframes(audio.samples.tobytes())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_output(out) as tmp, wave.open(str(tmp), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(audio.rate)
+            wav.writeframes(audio.samples.tobytes())
         return Speech(path=out, duration_s=audio.duration_s)
 
     def _speak(self, text: str) -> bytes:

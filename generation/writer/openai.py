@@ -12,37 +12,24 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
+from generation._openai import make_client
 from generation.writer._prompt import SYSTEM_PROMPT, repair_message, user_message
 from generation.writer._schema import EpisodeScript, InvalidOutput, episode_schema, parse_reply
 from generation.writer.base import Script, Writer, WriteRequest
 from generation.writer.template import TemplateWriter
-from story_state.errors import BackendUnavailable
 
 if TYPE_CHECKING:
-    from openai import OpenAI
     from openai.types.chat import ChatCompletionMessageParam
     from openai.types.responses import ResponseInputParam
 
-__all__ = ["EpisodeScript", "OpenAIWriter", "make_client"]
+__all__ = ["EpisodeScript", "OpenAIWriter"]
 
 log = logging.getLogger(__name__)
 
-INSTALL = "pip install 'storybot[openai]'"
 Api = Literal["chat", "responses"]
 Turn = tuple[Literal["user", "assistant"], str]
 _MAX_ECHOED_CHARS = 8000  # a failed reply is shown back to the model, capped
 _RETRY_STATUS = frozenset({408, 409, 429})
-
-
-def make_client(base_url: str | None, api_key: str | None, timeout_s: float) -> OpenAI:
-    """The official client with its own retries off: callers decide what is worth retrying."""
-    try:
-        import openai
-    except ImportError as exc:
-        raise BackendUnavailable(f"the openai backend needs the openai package: {INSTALL}") from exc
-    return openai.OpenAI(
-        base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=0
-    )
 
 
 class _Transient(Exception):
@@ -82,7 +69,7 @@ class OpenAIWriter:
         self.max_retries, self.temperature = max_retries, temperature
         self.max_option_chars, self.retry_backoff_s = max_option_chars, retry_backoff_s
         self.fallback: Writer = fallback if fallback is not None else TemplateWriter()
-        self._client = make_client(base_url, api_key, timeout_s)
+        self._client = make_client(base_url, api_key, timeout_s, "openai writer")
 
     def close(self) -> None:
         self._client.close()
