@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from mastodon import Mastodon
 
 from bot.platforms._mastodon_caps import Capabilities, as_str, get
-from bot.platforms._mastodon_errors import translated
+from bot.platforms._mastodon_errors import CALL_PAUSES_S, again_on_transient, translated
 from bot.platforms.base import Media
 from story_state.errors import PermanentError, RateLimited, TransientError
 
@@ -47,8 +47,10 @@ class MediaUploader:
         clock: Callable[[], datetime],
         sleep: Callable[[float], None],
         deadline_s: float,
+        call_pauses: Sequence[float] = CALL_PAUSES_S,
     ) -> None:
         self._client = client
+        self._pauses = tuple(call_pauses)
         self._clock = clock
         self._sleep = sleep
         self._deadline_s = deadline_s
@@ -107,18 +109,22 @@ class MediaUploader:
     def _upload(self, media: Media, caps: Capabilities) -> str:
         path, mime = self.choose(media, caps)
         self._recent.append(self._clock())
-        with translated(self._client, f"uploading {path.name}"):
-            try:
-                upload = path.open("rb")  # Mastodon.py never closes a file it opened itself
-            except OSError as exc:
-                raise PermanentError(f"cannot read {path}: {exc}") from exc
-            with upload:
-                attachment = self._client.media_post(
-                    upload,
-                    mime_type=mime,
-                    description=_truncate(media.alt_text, caps.description_limit),
-                    file_name=path.name,
-                )
+
+        def post() -> object:
+            with translated(self._client, f"uploading {path.name}"):
+                try:
+                    upload = path.open("rb")  # Mastodon.py never closes a file it opened itself
+                except OSError as exc:
+                    raise PermanentError(f"cannot read {path}: {exc}") from exc
+                with upload:
+                    return self._client.media_post(
+                        upload,
+                        mime_type=mime,
+                        description=_truncate(media.alt_text, caps.description_limit),
+                        file_name=path.name,
+                    )
+
+        attachment = again_on_transient(post, self._sleep, self._pauses)
         media_id = as_str(get(attachment, "id"))
         if not media_id:
             raise TransientError(f"the server answered the upload of {path.name} without an id")
@@ -138,7 +144,11 @@ class MediaUploader:
                 )
             self._sleep(min(delay, left))
             delay = min(delay * 2, _MAX_POLL_S)
-            with translated(self._client, f"checking on {name} (media {media_id})"):
-                attachment = self._client.media(media_id)  # 206 while processing, 200 when done
+
+            def check() -> object:
+                with translated(self._client, f"checking on {name} (media {media_id})"):
+                    return self._client.media(media_id)  # 206 while processing, 200 when done
+
+            attachment = again_on_transient(check, self._sleep, self._pauses)
             if get(attachment, "url") is not None:
                 return

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from story_state.errors import BackendUnavailable, PermanentError, PlatformError
@@ -32,7 +34,12 @@ from bot.platforms._mastodon_caps import (
     items,
     parse_instance,
 )
-from bot.platforms._mastodon_errors import error_status, translated
+from bot.platforms._mastodon_errors import (
+    CALL_PAUSES_S,
+    again_on_transient,
+    error_status,
+    translated,
+)
 from bot.platforms._mastodon_media import MediaUploader
 from bot.platforms._mastodon_text import comparable, html_to_text
 from bot.platforms.base import Limits, OutgoingPost, Poll, PollTally, PostRef, Reply
@@ -40,6 +47,7 @@ from bot.platforms.base import Limits, OutgoingPost, Poll, PollTally, PostRef, R
 __all__ = ["Capabilities", "MastodonPlatform", "make_client"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REQUEST_TIMEOUT_S = 60.0  # per connect/read, not per upload
 # Mastodon.py picks /api/v1/media over /api/v2/media from the version it believes the server
@@ -93,6 +101,7 @@ class MastodonPlatform:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         client: Mastodon | None = None,
+        call_pauses: Sequence[float] = CALL_PAUSES_S,
     ) -> None:
         self._instance = instance
         self._client = client if client is not None else make_client(instance, token)
@@ -101,8 +110,13 @@ class MastodonPlatform:
         self._spoiler_text = spoiler_text or None
         self._clock = clock
         self._sleep = sleep
+        self._pauses = tuple(call_pauses)
         self._media = MediaUploader(
-            self._client, clock=clock, sleep=sleep, deadline_s=media_deadline_s
+            self._client,
+            clock=clock,
+            sleep=sleep,
+            deadline_s=media_deadline_s,
+            call_pauses=self._pauses,
         )
         self._caps: Capabilities | None = None
         self._caps_failed_at: datetime | None = None
@@ -114,7 +128,7 @@ class MastodonPlatform:
     def capabilities(self) -> Capabilities:
         """The server's advertised limits, read once from /api/v2/instance (or v1)."""
         if self._caps is None:
-            self._caps = self._read_capabilities()
+            self._caps = self._again(self._read_capabilities)
             caps = self._caps
             log.info(
                 "Mastodon server %s: %s %s (from /api/%s/instance), %s",
@@ -139,6 +153,10 @@ class MastodonPlatform:
                 # v1 is deprecated on Mastodon >= 4, which is why it is only the fallback.
                 warnings.simplefilter("ignore", MastodonDeprecationWarning)
                 return parse_instance(self._client.instance_v1(), "v1", host)
+
+    def _again(self, call: Callable[[], T]) -> T:
+        """A call that is safe to repeat, tried again on a transient failure."""
+        return again_on_transient(call, self._sleep, self._pauses)
 
     def close(self) -> None:
         """Close the HTTP connections the client keeps open."""
@@ -206,14 +224,22 @@ class MastodonPlatform:
 
     def _account_id(self) -> str:
         if self._me is None:
-            with translated(self._client, "reading the bot's own account"):
-                self._me = as_str(get(self._client.account_verify_credentials(), "id"))
+
+            def read() -> object:
+                with translated(self._client, "reading the bot's own account"):
+                    return self._client.account_verify_credentials()
+
+            self._me = as_str(get(self._again(read), "id"))
         return self._me
 
     def _find_existing(self, post: OutgoingPost) -> PostRef | None:
         me = self._account_id()
-        with translated(self._client, "looking for an earlier attempt"):
-            recent = self._client.account_statuses(me, limit=_LOOKUP_LIMIT)
+
+        def read() -> object:
+            with translated(self._client, "looking for an earlier attempt"):
+                return self._client.account_statuses(me, limit=_LOOKUP_LIMIT)
+
+        recent = self._again(read)
         parent = post.in_reply_to or ""
         text = comparable(post.text)
         for status in items(recent):
@@ -235,8 +261,8 @@ class MastodonPlatform:
         domain = self.capabilities().domain
         statuses: list[object] = []
         for remote_id in wanted:
-            statuses += self._descendants(remote_id)
-        statuses += self._mentions()
+            statuses += self._again(partial(self._descendants, remote_id))
+        statuses += self._again(self._mentions)
         replies: dict[str, Reply] = {}
         for status in statuses:
             reply = self._reply(status, set(wanted), me, domain)
@@ -298,11 +324,14 @@ class MastodonPlatform:
 
     def fetch_tally(self, poll: PostRef) -> PollTally:
         poll_id = self._poll_ids.get(poll.remote_id)
-        with translated(self._client, f"reading the poll of {poll.remote_id}"):
-            if poll_id is not None:
-                data = self._client.poll(poll_id)
-            else:
-                data = get(self._client.status(poll.remote_id), "poll")
+
+        def read() -> object:
+            with translated(self._client, f"reading the poll of {poll.remote_id}"):
+                if poll_id is not None:
+                    return self._client.poll(poll_id)
+                return get(self._client.status(poll.remote_id), "poll")
+
+        data = self._again(read)
         if data is None:
             raise PermanentError(f"Mastodon status {poll.remote_id} has no poll")
         self._poll_ids[poll.remote_id] = as_str(get(data, "id"))

@@ -599,7 +599,9 @@ def test_status_errors_are_translated(
 def test_unreachable_server_is_transient_and_limits_fall_back(
     fake_time: FakeTime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    platform = MastodonPlatform("http://127.0.0.1:9", "alice_token", clock=fake_time)
+    platform = MastodonPlatform(
+        "http://127.0.0.1:9", "alice_token", clock=fake_time, sleep=fake_time.sleep
+    )
     with caplog.at_level(logging.WARNING, logger="bot.platforms"):
         assert platform.limits() == Limits()
     assert "default Mastodon limits" in caplog.text
@@ -609,14 +611,45 @@ def test_unreachable_server_is_transient_and_limits_fall_back(
 
 
 def test_limits_retry_the_server_after_a_minute(server: MockMastodon, fake_time: FakeTime) -> None:
-    server.fault(r"^/api/v2/instance/?$", status=503, count=1)
-    platform = MastodonPlatform(server.base_url, "alice_token", clock=fake_time)
-    assert platform.limits() == Limits()
+    server.fault(r"^/api/v2/instance/?$", status=503, count=3)
+    platform = MastodonPlatform(
+        server.base_url, "alice_token", clock=fake_time, sleep=fake_time.sleep
+    )
+    assert platform.limits() == Limits()  # three tries, then the defaults
+    assert fake_time.slept == [0.5, 2.0]
     assert platform.limits() == Limits()  # not asked again straight away
-    assert server.seen.count("GET /api/v2/instance/") == 1
+    assert server.seen.count("GET /api/v2/instance/") == 3
     fake_time.now += timedelta(seconds=61)
     assert platform.limits().max_poll_minutes == 2629746 // 60
+    assert server.seen.count("GET /api/v2/instance/") == 4
+
+
+def test_a_call_safe_to_repeat_is_tried_again_within_the_step(
+    server: MockMastodon, fake_time: FakeTime
+) -> None:
+    server.fault(r"^/api/v2/instance/?$", status=502, count=1)
+    server.fault(r"^/api/v1/accounts/verify_credentials/?$", status=503, count=2)
+    platform = MastodonPlatform(
+        server.base_url, "alice_token", clock=fake_time, sleep=fake_time.sleep
+    )
+    assert platform.limits().max_poll_minutes == 2629746 // 60
+    ref = platform.publish(OutgoingPost("k1", "x" * 60))  # long: looked up before posting
+    assert ref.remote_id
     assert server.seen.count("GET /api/v2/instance/") == 2
+    assert server.seen.count("GET /api/v1/accounts/verify_credentials") == 3
+    assert fake_time.slept == [0.5, 0.5, 2.0]
+
+
+def test_a_failed_status_post_is_not_repeated_within_the_step(
+    server: MockMastodon, fake_time: FakeTime
+) -> None:
+    server.fault(r"^/api/v1/statuses/?$", status=503, count=1)
+    platform = MastodonPlatform(
+        server.base_url, "alice_token", clock=fake_time, sleep=fake_time.sleep
+    )
+    with pytest.raises(TransientError):
+        platform.publish(OutgoingPost("k2", "short"))
+    assert server.seen.count("POST /api/v1/statuses") == 1  # the scheduler tries it again
 
 
 def test_tally_of_a_status_without_poll(server: MockMastodon) -> None:
