@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import click
 from dotenv import load_dotenv
 
-from bot import redact
+from bot import audit, redact
 from bot.app import App, build_app, database_url
 from bot.config import Config, load_config
 from bot.platforms.local import LocalAction, LocalActionError
@@ -52,6 +52,11 @@ def _config(ctx: click.Context) -> Config:
             redact.install(obj["config"])  # and the variables this config names
     config: Config = obj["config"]
     return config
+
+
+def _operate(app: App, action: str, work: Callable[[], str]) -> str:
+    """An operator command's work, kept in the operator log (`storybot audit`)."""
+    return audit.logged(app.factory, action, work, app.runner.clock)
 
 
 @contextmanager
@@ -136,7 +141,7 @@ def round_group() -> None:
 def round_close(ctx: click.Context) -> None:
     """Close the open round now and pick the next beat."""
     with _app(ctx) as app:
-        click.echo(app.runner.close_round_now())
+        click.echo(_operate(app, "round close", lambda: app.runner.close_round_now()))
 
 
 @cli.command()
@@ -156,7 +161,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 def retry(ctx: click.Context) -> None:
     """Retry an episode that was held after repeated failures."""
     with _app(ctx) as app:
-        click.echo(app.runner.retry_held())
+        click.echo(_operate(app, "retry", lambda: app.runner.retry_held()))
 
 
 @cli.command()
@@ -164,7 +169,7 @@ def retry(ctx: click.Context) -> None:
 def pause(ctx: click.Context) -> None:
     """Pause the story: nothing is written, rendered or posted until `resume`."""
     with _app(ctx) as app:
-        click.echo(app.runner.set_paused(True))
+        click.echo(_operate(app, "pause", lambda: app.runner.set_paused(True)))
 
 
 @cli.command()
@@ -172,7 +177,29 @@ def pause(ctx: click.Context) -> None:
 def resume(ctx: click.Context) -> None:
     """Resume a paused story."""
     with _app(ctx) as app:
-        click.echo(app.runner.set_paused(False))
+        click.echo(_operate(app, "resume", lambda: app.runner.set_paused(False)))
+
+
+@cli.command(name="audit")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def audit_log(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """The operator log: dashboard buttons and operator commands, newest first."""
+    with _app(ctx) as app:
+        actions = audit.recent(app.factory, limit)
+    if as_json:
+        rows = [{**a, "at": a["at"].isoformat()} for a in actions]
+        click.echo(json.dumps({"actions": rows}, indent=2))
+        return
+    if not actions:
+        click.echo("no operator actions yet")
+    for a in actions:
+        mark = "ok" if a["ok"] else "FAILED"
+        click.echo(
+            f"{a['at']:%Y-%m-%d %H:%M:%S}Z {a['source']:<9} {a['actor']:<16} "
+            f"{a['action']}: {mark}: {a['outcome']}"
+        )
 
 
 @cli.group()

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from bot import audit
 from bot.app import App
 from story_state.db import session_scope
 from story_state.errors import StateError
@@ -76,9 +77,15 @@ def fork(ctx: click.Context, number: int, option: int, branch: str) -> None:
     """Start a branch: "what if option N had won after episode M?"."""
     app = _app(ctx)
     try:
-        click.echo(app.runner.fork(number, option, branch))
+        line = audit.logged(
+            app.factory,
+            f"fork --from {number} --option {option} --name {branch}",
+            lambda: app.runner.fork(number, option, branch),
+            app.runner.clock,
+        )
     except StateError as exc:
         raise click.ClickException(str(exc)) from None
+    click.echo(line)
 
 
 @click.group()
@@ -165,7 +172,9 @@ def lore_add(
         )
         session.add(entry)
         session.flush()
-        click.echo(f"added {kind} {name!r} (id {entry.id})")
+        line = f"added {kind} {name!r} (id {entry.id})"
+    audit.record(app.factory, "cli", audit.cli_actor(), "lore add", True, line, app.runner.clock)
+    click.echo(line)
 
 
 def _set_status(ctx: click.Context, entry_id: int, status: str) -> None:
@@ -175,7 +184,10 @@ def _set_status(ctx: click.Context, entry_id: int, status: str) -> None:
         if entry is None:
             raise click.ClickException(f"no lore entry {entry_id}")
         entry.status = status
-        click.echo(f"{entry.kind} {entry.name!r} is now {status}")
+        line = f"{entry.kind} {entry.name!r} is now {status}"
+    action = f"lore {'accept' if status == 'canon' else 'reject'} {entry_id}"
+    audit.record(app.factory, "cli", audit.cli_actor(), action, True, line, app.runner.clock)
+    click.echo(line)
 
 
 @lore.command(name="accept")

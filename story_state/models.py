@@ -329,3 +329,17 @@ class LocalLike(Base):
     post_id: Mapped[int] = mapped_column(ForeignKey("local_posts.id", ondelete="CASCADE"))
     liker: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OperatorAction(Base):
+    """What an operator did from the dashboard or the command line, and what came of it."""
+
+    __tablename__ = "operator_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    source: Mapped[str] = mapped_column(String(16))  # "dashboard" or "cli"
+    actor: Mapped[str] = mapped_column(String(200))  # the client address, or the OS user
+    action: Mapped[str] = mapped_column(String(200))
+    ok: Mapped[bool] = mapped_column(default=True)
+    outcome: Mapped[str] = mapped_column(Text, default="")

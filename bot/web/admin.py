@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot import operator
+from bot import audit, operator
 from bot.operator import OperatorError
 from bot.runner import MAIN
 from bot.web.context import WebContext, client_key, done
@@ -107,15 +107,32 @@ class Admin:
             try:
                 line = await run_in_threadpool(work, request, form)
             except StorybotError as exc:
+                await self._log(request, False, str(exc))
                 return done(request, False, str(exc), f"{page}#{anchor}", 409)
             except SQLAlchemyError as exc:  # e.g. the scheduler closed the same round just now
                 log.warning("dashboard action failed: %s", exc)
+                await self._log(request, False, f"database error: {type(exc).__name__}")
                 return done(
                     request, False, "The database refused that; reload and retry.", page, 409
                 )
+            await self._log(request, True, line)
             return done(request, True, line, f"{page}#{anchor}")
 
         return handler
+
+    async def _log(self, request: Request, ok: bool, outcome: str) -> None:
+        app = self.ctx.app
+        action = request.url.path.removeprefix("/admin/") or "admin"
+        await run_in_threadpool(
+            audit.record,
+            app.factory,
+            "dashboard",
+            client_key(request),
+            action,
+            ok,
+            outcome,
+            app.runner.clock,
+        )
 
     # -- the work behind each button -------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot import audit
 from bot.app import App
 from bot.harvest import round_clusters
 from bot.platforms.base import PostRef
@@ -215,7 +216,13 @@ def dashboard(app: App) -> dict[str, Any]:
                 "round": _open_round(session, app, story, rnd) if rnd else None,
                 "episodes": [_making_of(session, e) for e in reversed(story.episodes)],
             }
-        return {"stories": stories, "story": current, "health": _health(session, app)}
+        health = _health(session, app)
+    return {
+        "stories": stories,
+        "story": current,
+        "health": health,
+        "actions": audit.recent(app.factory, 15),
+    }
 
 
 def episode_file(app: App, episode_id: int, kind: str) -> str | None:

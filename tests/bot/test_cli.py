@@ -230,3 +230,23 @@ def test_cut_joins_the_story_and_rerenders_missing_files(config_file: Path, tmp_
     titles = [c["tags"]["title"] for c in chapters]
     assert titles[0] == "Salt" and titles[-1] == "Credits"
     assert [t.split(" — ")[0] for t in titles[1:3]] == ["Chapter 1", "Chapter 2"]
+
+
+def test_operator_commands_are_kept_in_the_operator_log(config_file: Path) -> None:
+    assert storybot(config_file, "audit").stdout.strip() == "no operator actions yet"
+    storybot(config_file, "tick")
+    assert "paused" in storybot(config_file, "pause").stdout
+    storybot(config_file, "resume")
+    fork = ("fork", "--from", "9", "--option", "1", "--name", "b")
+    refused = storybot(config_file, *fork, check=False)
+    assert refused.returncode == 1
+    rows = json.loads(storybot(config_file, "audit", "--json").stdout)["actions"]
+    assert [(r["source"], r["action"], r["ok"]) for r in rows] == [
+        ("cli", "fork --from 9 --option 1 --name b", False),
+        ("cli", "resume", True),
+        ("cli", "pause", True),
+    ]
+    assert "no episode 9" in rows[0]["outcome"] and "paused" in rows[2]["outcome"]
+    assert all(r["actor"] for r in rows)
+    text = storybot(config_file, "audit", "--limit", "1").stdout.strip().splitlines()
+    assert len(text) == 1 and "fork --from 9" in text[0] and "FAILED" in text[0]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.runner import MAIN
 from story_state.db import session_scope
-from story_state.models import Episode, LoreEntry
+from story_state.models import Episode, LoreEntry, OperatorAction
 from tests.bot.websupport import TOKEN, Follower, Site, serve
 
 pytestmark = pytest.mark.timeout(300)
@@ -214,3 +214,27 @@ def test_new_posts_need_the_csrf_token(site: Site, operator: Follower, path: str
         headers={"Origin": "http://evil.example"},
     )
     assert cross.status_code == 403
+
+
+def test_dashboard_actions_are_kept_in_the_operator_log(site: Site, operator: Follower) -> None:
+    before = _logged(site)
+    assert operator.post("/admin/story/pause").status_code == 200
+    assert operator.post("/admin/story/resume").status_code == 200
+    refused = operator.post("/admin/branches/fork", number="99", option="1", branch="nope")
+    assert refused.status_code == 409
+    added = _logged(site)[len(before) :]
+    assert [(a.source, a.action, a.ok) for a in added] == [
+        ("dashboard", "story/pause", True),
+        ("dashboard", "story/resume", True),
+        ("dashboard", "branches/fork", False),
+    ]
+    assert added[0].actor.startswith("127.0.0.1") and "no episode 99" in added[2].outcome
+    page = operator.http.get("/admin").text
+    assert "Operator log" in page and "branches/fork" in page and "no episode 99" in page
+
+
+def _logged(site: Site) -> list[OperatorAction]:
+    with session_scope(site.app.factory) as session:
+        rows = list(session.scalars(select(OperatorAction).order_by(OperatorAction.id)))
+        session.expunge_all()
+        return rows
