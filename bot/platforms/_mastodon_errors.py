@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from mastodon import Mastodon
 from mastodon.errors import (
@@ -29,13 +27,6 @@ _VALIDATION = re.compile(
     re.IGNORECASE,
 )
 _RETRYABLE_4XX = {408, 409, 425, 429}
-# Pauses before a call that is safe to repeat is tried again within the same step. A step
-# makes several calls (look for an earlier attempt, upload, check on the upload, post), and
-# retrying the whole step for one failed call makes a flaky server look much worse.
-CALL_PAUSES_S = (0.5, 2.0)
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def error_status(exc: MastodonAPIError) -> tuple[int | None, str]:
@@ -97,22 +88,3 @@ def _api_error(
     if status in _RETRYABLE_4XX:
         return TransientError(f"temporary refusal {where}")
     return PermanentError(f"request refused {where}")
-
-
-def again_on_transient(
-    call: Callable[[], T], sleep: Callable[[float], None], pauses: Sequence[float] = CALL_PAUSES_S
-) -> T:
-    """``call()``, tried again after each pause while it fails with a TransientError.
-
-    Only for calls that are safe to repeat: reads, and media uploads (a repeat leaves at
-    most an unattached upload, which the server deletes). Posting a status is not repeated
-    here: a server without Idempotency-Key may have made the post before it failed. Rate
-    limits are not waited out here either; they go back to the scheduler with their reset.
-    """
-    for pause in pauses:
-        try:
-            return call()
-        except TransientError as exc:
-            log.info("%s; trying again in %g s", exc, pause)
-            sleep(pause)
-    return call()

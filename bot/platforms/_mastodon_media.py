@@ -11,7 +11,8 @@ from pathlib import Path
 from mastodon import Mastodon
 
 from bot.platforms._mastodon_caps import Capabilities, as_str, get
-from bot.platforms._mastodon_errors import CALL_PAUSES_S, again_on_transient, translated
+from bot.platforms._mastodon_errors import translated
+from bot.platforms._retry import CALL_PAUSES_S, again_on_transient
 from bot.platforms.base import Media
 from story_state.errors import PermanentError, RateLimited, TransientError
 

@@ -34,14 +34,10 @@ from bot.platforms._mastodon_caps import (
     items,
     parse_instance,
 )
-from bot.platforms._mastodon_errors import (
-    CALL_PAUSES_S,
-    again_on_transient,
-    error_status,
-    translated,
-)
+from bot.platforms._mastodon_errors import error_status, translated
 from bot.platforms._mastodon_media import MediaUploader
 from bot.platforms._mastodon_text import comparable, html_to_text
+from bot.platforms._retry import CALL_PAUSES_S, again_on_transient
 from bot.platforms.base import Limits, OutgoingPost, Poll, PollTally, PostRef, Reply
 
 __all__ = ["Capabilities", "MastodonPlatform", "make_client"]

@@ -14,9 +14,10 @@ The steps and shapes follow X's OpenAPI description of API v2 (operation ids in 
    ``{"id": …, "metadata": {"alt_text": {"text": …}}}`` (at most 1000 characters).
 
 The spec gives no chunk size limit. X documents at most 5 MB per chunk and answers 413 at its
-edge for bodies near that size, so chunks are 4 MiB by default. Waiting for processing is the
-only sleeping this adapter does; past ``deadline_s`` it gives up with a TransientError and the
-outbox tries the whole post again later.
+edge for bodies near that size, so chunks are 4 MiB by default. The upload is the only place
+this adapter sleeps: waiting for processing (past ``deadline_s`` it gives up with a
+TransientError and the outbox tries the whole post again later), and short pauses before a
+chunk, a status check or the alt text that failed with a TransientError is sent again.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.platforms._retry import again_on_transient
 from story_state.errors import PermanentError, TransientError
 from story_state.text import shorten
 
@@ -138,22 +141,24 @@ def upload(
         for index in range(segments):
             chunk = fh.read(chunk_bytes)
             sent += len(chunk)
-            call(
-                "POST",
-                f"/2/media/upload/{media_id}/append",
-                data={"segment_index": str(index)},
-                files={"media": ("blob", chunk, "application/octet-stream")},
+            # A segment sent twice replaces itself: safe to repeat within the upload.
+            again_on_transient(
+                partial(
+                    call,
+                    "POST",
+                    f"/2/media/upload/{media_id}/append",
+                    data={"segment_index": str(index)},
+                    files={"media": ("blob", chunk, "application/octet-stream")},
+                ),
+                sleep,
             )
     if sent != size:
         raise TransientError(f"media file {path} changed while it was uploaded")
     final = _data(call("POST", f"/2/media/upload/{media_id}/finalize"), "finalize")
     _wait(call, media_id, final.get("processing_info"), clock, sleep, deadline_s)
     if alt_text.strip():
-        call(
-            "POST",
-            "/2/media/metadata",
-            json={"id": media_id, "metadata": {"alt_text": {"text": fit_alt_text(alt_text)}}},
-        )
+        alt = {"id": media_id, "metadata": {"alt_text": {"text": fit_alt_text(alt_text)}}}
+        again_on_transient(partial(call, "POST", "/2/media/metadata", json=alt), sleep)
     expires_s = int(final.get("expires_after_secs") or DEFAULT_EXPIRES_S)
     log.info(
         "x: uploaded %s (%d bytes, %d chunks) as media %s", path.name, size, segments, media_id
@@ -189,8 +194,9 @@ def _wait(
             )
         sleep(delay)
         waited += delay
+        query = {"media_id": media_id, "command": "STATUS"}
         status = _data(
-            call("GET", "/2/media/upload", params={"media_id": media_id, "command": "STATUS"}),
+            again_on_transient(partial(call, "GET", "/2/media/upload", params=query), sleep),
             "status",
         )
         info = status.get("processing_info")

@@ -616,6 +616,31 @@ def test_video_post(fake_x: FakeX, session: SpecSession, tmp_path: Path, clock: 
     }
 
 
+def test_a_failed_chunk_is_sent_again_within_the_upload(
+    fake_x: FakeX, session: SpecSession, tmp_path: Path, clock: Clock
+) -> None:
+    _script_upload(fake_x, {"state": "succeeded", "progress_percent": 100})
+    expires = int((T0 + timedelta(days=1)).timestamp())
+    appended = Answer(body={"data": {"expires_at": expires}})
+    fake_x.on(
+        "POST", f"/2/media/upload/{MEDIA}/append", appended, Answer(503, UNAVAILABLE), appended
+    )
+    metadata = Answer(body={"data": {"id": MEDIA}})
+    fake_x.on("POST", "/2/media/metadata", Answer(502, UNAVAILABLE), metadata)
+    fake_x.on("POST", "/2/tweets", created(CLIP, "Episode 2"))
+    slept: list[float] = []
+    x = make_x(fake_x.base, session, clock, sleep=_sleeper(clock, slept), media_chunk_bytes=4)
+    media = _media(tmp_path, b"0123456789", "A ship lands.")
+
+    assert x.publish(OutgoingPost("s:2:clip:r", "Episode 2", POLL, media=(media,))).remote_id
+    appends = session.calls("POST", f"/2/media/upload/{MEDIA}/append")
+    assert [a.form["segment_index"] for a in appends] == ["0", "1", "1", "2"]
+    assert b"".join(a.form["media"] for a in appends[:2] + appends[3:]) == b"0123456789"
+    assert len(session.calls("POST", "/2/media/upload/initialize")) == 1  # one upload
+    assert len(session.calls("POST", "/2/media/metadata")) == 2
+    assert slept == [0.5, 2, 0.5]  # chunk retry, X's check_after_secs, alt-text retry
+
+
 def test_video_processing_failed(
     fake_x: FakeX, session: SpecSession, tmp_path: Path, clock: Clock
 ) -> None:
