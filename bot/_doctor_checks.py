@@ -196,7 +196,7 @@ def _reachable(area: str, base_url: str, fallback: str | None) -> Check:
 
 
 def generator_rows(config: Config) -> list[Check]:
-    """Each generator backend: is what it needs installed, present and reachable?"""
+    """Each generator backend and the moderation endpoint: installed, present and reachable?"""
     gen = config.generation
     rows: list[Check] = []
     needs: dict[str, tuple[str, ...]] = {
@@ -217,6 +217,20 @@ def generator_rows(config: Config) -> list[Check]:
         if backend == "openai" and settings.base_url:
             fallback = "the template writer stands in" if area == "writer" else None
             rows.append(_reachable(area, settings.base_url, fallback))
+    moderation = config.moderation
+    if moderation.backend == "openai":
+        if not _module("openai"):
+            why = "openai: openai not installed: pip install 'storybot[openai]'"
+            rows.append(Check("moderation", "backend", Status.FAIL, why))
+        else:
+            rows.append(Check("moderation", "backend", Status.OK, "openai"))
+            if moderation.base_url:
+                fallback = (
+                    "replies wait for the operator until it answers"
+                    if moderation.on_error == "hold"
+                    else "replies are judged by the rules alone until it answers"
+                )
+                rows.append(_reachable("moderation", moderation.base_url, fallback))
     if gen.voice.backend == "espeak":
         rows.append(_espeak())
     if gen.voice.backend == "coqui" and gen.voice.model_dir is not None:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
+from bot.moderation_openai import Classifier
 from bot.platforms.base import Platform
 from bot.platforms.local import LocalPlatform
 from bot.runner import StoryRunner
@@ -40,6 +41,20 @@ def _key(env_name: str) -> str | None:
 
 # Each backend is built by one factory, chosen by one config key. Heavy libraries are
 # imported inside the factory, so an operator only installs the extras they use.
+
+
+def _moderation(config: Config) -> Classifier | None:
+    cfg = config.moderation
+    if cfg.backend != "openai":
+        return None
+    from bot.moderation_openai import OpenAIModeration
+
+    return OpenAIModeration(
+        base_url=cfg.base_url or None,
+        model=cfg.model,
+        api_key=_key(cfg.api_key_env),
+        timeout_s=cfg.timeout_s,
+    )
 
 
 def _writer(config: Config) -> Writer:
@@ -208,7 +223,8 @@ class App:
     def close(self) -> None:
         """Close what holds connections: platform sessions, API clients, the job queue."""
         gens = self.runner.generators
-        for part in (*self.platforms.values(), gens.writer, gens.image, gens.voice, gens.clip):
+        parts = (*self.platforms.values(), gens.writer, gens.image, gens.voice, gens.clip)
+        for part in (*parts, self.runner.moderation):
             close = getattr(part, "close", None)
             if callable(close):
                 close()
@@ -246,5 +262,6 @@ def build_app(
         clock,
         jobs=build_jobs(config),
         job_timeout=job_timeout(config),
+        moderation=_moderation(config),
     )
     return App(config, engine, factory, chosen, local, runner)

@@ -170,6 +170,14 @@ class ModerationSettings(_Section):
     blocked_accounts: tuple[str, ...] = ()
     blocked_domains: tuple[str, ...] = ()
     approval_mode: bool = False
+    # "rules" (the checks above) or "openai": replies the rules let through are also checked
+    # by an OpenAI-compatible moderation endpoint.
+    backend: Literal["rules", "openai"] = "rules"
+    base_url: str = ""
+    model: str = "omni-moderation-latest"
+    api_key_env: str = "STORYBOT_OPENAI_API_KEY"
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 20.0
+    on_error: Literal["hold", "allow"] = "hold"
 
 
 class WebSettings(_Section):
@@ -233,6 +241,9 @@ def _required_secrets(config: Config) -> list[tuple[str, str]]:
         settings = getattr(gen, part)
         if _needs_openai_key(settings.backend, settings.base_url):
             needed.append((f"generation.{part}.api_key_env", settings.api_key_env))
+    moderation = config.moderation
+    if _needs_openai_key(moderation.backend, moderation.base_url):
+        needed.append(("moderation.api_key_env", moderation.api_key_env))
     mastodon = config.platforms.mastodon
     if mastodon.enabled:
         needed.append(("platforms.mastodon.token_env", mastodon.token_env))

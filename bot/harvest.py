@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import re
 from datetime import datetime
@@ -11,18 +12,23 @@ from pathlib import Path
 from re import Pattern
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import ModerationSettings
+from bot.moderation_openai import Classifier, ModerationUnavailable
 from bot.platforms.base import Reply
 from generation.pipeline import derive_seed
 from story_state import engine
+from story_state.db import session_scope
 from story_state.errors import ConfigError
 from story_state.models import Contributor, Episode, LoreEntry, Round, Suggestion
 from story_state.moderation import CanonRule, Rules, moderate, normalise_handle
 from story_state.text import compile_blocklist
 
 HTML_PLATFORMS = frozenset({"mastodon"})
+# Held until the moderation endpoint has judged it (``second_opinion``).
+AWAITING_MODERATION = "awaiting moderation"
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=8)
@@ -68,7 +74,10 @@ def contributor(session: Session, platform: str, handle: str, name: str) -> Cont
     return found
 
 
-def _judge(suggestion: Suggestion, person: Contributor, rules: Rules) -> None:
+def _judge(
+    suggestion: Suggestion, person: Contributor, rules: Rules, second_opinion: bool = False
+) -> None:
+    """The rules' verdict; with ``second_opinion``, what they let through waits for it."""
     verdict = moderate(
         suggestion.raw_text,
         person.handle,
@@ -82,6 +91,9 @@ def _judge(suggestion: Suggestion, person: Contributor, rules: Rules) -> None:
     if person.blocked:
         suggestion.accepted = suggestion.pending = False
     suggestion.flag = verdict.flag
+    if second_opinion and (suggestion.accepted or suggestion.pending):
+        suggestion.accepted, suggestion.pending = False, True
+        suggestion.flag = AWAITING_MODERATION
 
 
 def harvest(
@@ -94,8 +106,11 @@ def harvest(
     """Store new replies as suggestions of the episode's round.
 
     Known replies get their likes refreshed; an edited reply is judged again (an operator's
-    decision on it is kept unless the text changed).
+    decision on it is kept unless the text changed). With a moderation backend, what the
+    rules let through is held as ``AWAITING_MODERATION`` for ``second_opinion``, which asks
+    the endpoint outside this transaction.
     """
+    later = settings.backend != "rules"
     episode = session.get(Episode, episode_id)
     if episode is None or episode.round is None:
         return 0
@@ -119,7 +134,7 @@ def harvest(
             existing.likes, existing.boosts = reply.likes, reply.boosts
             if existing.raw_text != reply.text:
                 existing.raw_text = reply.text
-                _judge(existing, existing.contributor, rules)
+                _judge(existing, existing.contributor, rules, later)
             continue
         person = contributor(session, reply.platform, reply.author_handle, reply.author_name)
         suggestion = Suggestion(
@@ -133,7 +148,7 @@ def harvest(
             boosts=reply.boosts,
             posted_at=reply.posted_at,
         )
-        _judge(suggestion, person, rules)
+        _judge(suggestion, person, rules, later)
         session.add(suggestion)
         added += 1
     session.flush()
@@ -175,3 +190,58 @@ def leftover_clusters(episode: Episode) -> list[engine.Cluster]:
         for c in decision.get("clusters", ())
         if c["key"] not in woven and c["key"] != episode.beat
     ]
+
+
+def second_opinion(
+    factory: sessionmaker[Session],
+    episode_id: int,
+    classifier: Classifier,
+    settings: ModerationSettings,
+) -> int:
+    """Ask the moderation endpoint about the round's suggestions awaiting it; how many it judged.
+
+    No database transaction is open while the endpoint answers. A flagged suggestion is
+    rejected with the categories as the reason; the others get the rules' verdict again
+    (accepted, or held for approval or a canon flag). If the endpoint cannot answer,
+    ``on_error = "hold"`` leaves them waiting for the next harvest (the operator may approve
+    them meanwhile) and ``"allow"`` gives them the rules' verdict.
+    """
+    with session_scope(factory) as session:
+        episode = session.get(Episode, episode_id)
+        if episode is None or episode.round is None:
+            return 0
+        waiting = session.execute(
+            select(Suggestion.id, Suggestion.text)
+            .where(
+                Suggestion.round_id == episode.round.id,
+                Suggestion.pending.is_(True),
+                Suggestion.flag == AWAITING_MODERATION,
+            )
+            .order_by(Suggestion.id)
+        ).all()
+    if not waiting:
+        return 0
+    try:
+        verdicts: list[str | None] | None = classifier.check([text for _, text in waiting])
+    except ModerationUnavailable as exc:
+        if settings.on_error == "hold":
+            log.warning("%s; %d suggestion(s) wait for the next harvest", exc, len(waiting))
+            return 0
+        log.warning("%s; %d suggestion(s) judged by the rules alone", exc, len(waiting))
+        verdicts = None
+    with session_scope(factory) as session:
+        episode = session.get(Episode, episode_id)
+        assert episode is not None
+        rules = rules_for(session, episode.story_id, settings)
+        for index, (suggestion_id, text) in enumerate(waiting):
+            suggestion = session.get(Suggestion, suggestion_id)
+            if suggestion is None or suggestion.flag != AWAITING_MODERATION:
+                continue  # the operator decided meanwhile
+            if suggestion.text != text or not suggestion.pending:
+                continue  # edited meanwhile: it waits for the next round of questions
+            _judge(suggestion, suggestion.contributor, rules)
+            reason = verdicts[index] if verdicts is not None else None
+            if reason is not None and (suggestion.accepted or suggestion.pending):
+                suggestion.accepted = suggestion.pending = False
+                suggestion.flag, suggestion.reject_reason = None, reason
+    return len(waiting)

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import failpoints, rounds
 from bot.captions import alt_text, clip_caption, poll_caption
 from bot.config import Config
-from bot.harvest import harvest
+from bot.harvest import harvest, second_opinion
 from bot.jobs import JobQueue
+from bot.moderation_openai import Classifier
 from bot.outbox import Outbox, ensure_post, idempotency_key
 from bot.platforms.base import Limits, Media, OutgoingPost, Platform, Poll, PostRef
 from bot.platforms.base import PollTally as TallyIn
@@ -86,8 +87,10 @@ class StoryRunner:
         clock: Callable[[], datetime],
         jobs: JobQueue | None = None,
         job_timeout: timedelta = timedelta(minutes=30),
+        moderation: Classifier | None = None,
     ) -> None:
         self.config = config
+        self.moderation = moderation
         self.jobs = jobs
         self.job_timeout = job_timeout
         self.factory = factory
@@ -677,6 +680,8 @@ class StoryRunner:
                 replies = platform.fetch_replies(refs[name])
                 with session_scope(self.factory) as session:
                     harvest(session, episode_id, replies, self.config.moderation, now)
+        if self.moderation is not None:
+            second_opinion(self.factory, episode_id, self.moderation, self.config.moderation)
         if not due:
             with session_scope(self.factory) as session:
                 episode = session.get(Episode, episode_id)

@@ -323,3 +323,14 @@ def test_openai_compatible_writer_endpoint(tmp_path: Path) -> None:
     assert report.ok  # the template writer stands in
     status, detail = rows(report, "writer")["endpoint"]
     assert status is Status.WARN and "not reachable" in detail
+
+
+def test_moderation_endpoint_down_is_a_warning_that_says_what_happens(tmp_path: Path) -> None:
+    data = settings(tmp_path)
+    data["moderation"] = {"backend": "openai", "base_url": f"http://127.0.0.1:{closed_port()}/v1"}
+    report = json.loads(invoke(tmp_path, data, "--json").output)
+    found = {(c["area"], c["item"]): c for c in report["checks"]}
+    assert found[("moderation", "backend")]["status"] == "ok"
+    endpoint = found[("moderation", "endpoint")]
+    assert endpoint["status"] == "warn"
+    assert "not reachable" in endpoint["detail"] and "wait for the operator" in endpoint["detail"]

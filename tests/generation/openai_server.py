@@ -29,6 +29,7 @@ CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
 IMAGES = "/v1/images/generations"
 SPEECH = "/v1/audio/speech"
+MODERATIONS = "/v1/moderations"
 _ids = itertools.count(1)
 
 
@@ -96,7 +97,7 @@ class FakeOpenAI:
 def serving() -> Iterator[FakeOpenAI]:
     """Run a fresh fake in a background thread on a free loopback port."""
     fake = FakeOpenAI()
-    paths = (CHAT, RESPONSES, IMAGES, SPEECH)
+    paths = (CHAT, RESPONSES, IMAGES, SPEECH, MODERATIONS)
     app = Starlette(routes=[Route(p, fake.handle, methods=["POST"]) for p in paths])
     config = uvicorn.Config(
         app,
@@ -254,6 +255,36 @@ def images_response(b64_png: str | None, *, url: str | None = None) -> dict[str,
     }
 
 
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+    "illicit/violent", "self-harm", "self-harm/instructions", "self-harm/intent", "sexual",
+    "sexual/minors", "violence", "violence/graphic",
+)  # fmt: skip
+
+
+def moderation_response(*flags: tuple[str, ...]) -> dict[str, Any]:
+    """One result per input, flagged in the categories given (omni-moderation-latest shape)."""
+    results = []
+    for flagged in flags:
+        categories = {name: name in flagged for name in MODERATION_CATEGORIES}
+        results.append(
+            {
+                "flagged": bool(flagged),
+                "categories": categories,
+                "category_scores": {
+                    name: 0.91 if on else 0.000012 for name, on in categories.items()
+                },
+                # Text input: every category was judged on the text.
+                "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
+            }
+        )
+    return {
+        "id": f"modr-{next(_ids):032x}",
+        "model": "omni-moderation-latest",
+        "results": results,
+    }
+
+
 # --- canned replies per endpoint -------------------------------------------------------------
 
 
@@ -271,6 +302,10 @@ def failure(status: int = 500, message: str = "The server had an error") -> Cann
 
 def slow(reply: Canned, delay_s: float) -> Canned:
     return Canned(reply.body, reply.status, reply.content_type, delay_s)
+
+
+def moderation(*flags: tuple[str, ...]) -> Canned:
+    return Canned(moderation_response(*flags))
 
 
 def audio(wav: bytes) -> Canned:
