@@ -217,20 +217,32 @@ def generator_rows(config: Config) -> list[Check]:
         if backend == "openai" and settings.base_url:
             fallback = "the template writer stands in" if area == "writer" else None
             rows.append(_reachable(area, settings.base_url, fallback))
-    moderation = config.moderation
-    if moderation.backend == "openai":
+    moderation, clustering = config.moderation, config.clustering
+    held = moderation.on_error == "hold"
+    helpers = {
+        "moderation": (
+            moderation.backend,
+            moderation.base_url,
+            "replies wait for the operator until it answers"
+            if held
+            else "replies are judged by the rules alone until it answers",
+        ),
+        "clustering": (
+            clustering.backend,
+            clustering.base_url,
+            "ideas are grouped by their words until it answers",
+        ),
+    }
+    for area, (backend, base_url, fallback) in helpers.items():
+        if backend != "openai":
+            continue
         if not _module("openai"):
             why = "openai: openai not installed: pip install 'storybot[openai]'"
-            rows.append(Check("moderation", "backend", Status.FAIL, why))
-        else:
-            rows.append(Check("moderation", "backend", Status.OK, "openai"))
-            if moderation.base_url:
-                fallback = (
-                    "replies wait for the operator until it answers"
-                    if moderation.on_error == "hold"
-                    else "replies are judged by the rules alone until it answers"
-                )
-                rows.append(_reachable("moderation", moderation.base_url, fallback))
+            rows.append(Check(area, "backend", Status.FAIL, why))
+            continue
+        rows.append(Check(area, "backend", Status.OK, "openai"))
+        if base_url:
+            rows.append(_reachable(area, base_url, fallback))
     if gen.voice.backend == "espeak":
         rows.append(_espeak())
     if gen.voice.backend == "coqui" and gen.voice.model_dir is not None:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
+from bot.embeddings_openai import Embedder
 from bot.moderation_openai import Classifier
 from bot.platforms.base import Platform
 from bot.platforms.local import LocalPlatform
@@ -53,6 +54,21 @@ def _moderation(config: Config) -> Classifier | None:
         base_url=cfg.base_url or None,
         model=cfg.model,
         api_key=_key(cfg.api_key_env),
+        timeout_s=cfg.timeout_s,
+    )
+
+
+def _embedder(config: Config) -> Embedder | None:
+    cfg = config.clustering
+    if cfg.backend != "openai":
+        return None
+    from bot.embeddings_openai import OpenAIEmbeddings
+
+    return OpenAIEmbeddings(
+        base_url=cfg.base_url or None,
+        model=cfg.model,
+        api_key=_key(cfg.api_key_env),
+        dimensions=cfg.dimensions,
         timeout_s=cfg.timeout_s,
     )
 
@@ -224,7 +240,7 @@ class App:
         """Close what holds connections: platform sessions, API clients, the job queue."""
         gens = self.runner.generators
         parts = (*self.platforms.values(), gens.writer, gens.image, gens.voice, gens.clip)
-        for part in (*parts, self.runner.moderation):
+        for part in (*parts, self.runner.moderation, self.runner.embedder):
             close = getattr(part, "close", None)
             if callable(close):
                 close()
@@ -263,5 +279,6 @@ def build_app(
         jobs=build_jobs(config),
         job_timeout=job_timeout(config),
         moderation=_moderation(config),
+        embedder=_embedder(config),
     )
     return App(config, engine, factory, chosen, local, runner)

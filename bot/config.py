@@ -180,6 +180,17 @@ class ModerationSettings(_Section):
     on_error: Literal["hold", "allow"] = "hold"
 
 
+class ClusteringSettings(_Section):
+    # "lexical" (shared words) or "openai": also join ideas whose embeddings are close.
+    backend: Literal["lexical", "openai"] = "lexical"
+    base_url: str = ""
+    model: str = "text-embedding-3-small"
+    api_key_env: str = "STORYBOT_OPENAI_API_KEY"
+    dimensions: Annotated[int, Field(ge=16, le=4096)] | None = 256
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 20.0
+
+
 class WebSettings(_Section):
     enabled: bool = True
     admin_token_env: str = "STORYBOT_ADMIN_TOKEN"
@@ -215,6 +226,7 @@ class Config(_Section):
     platforms: PlatformSettings = PlatformSettings()
     generation: GenerationSettings = GenerationSettings()
     moderation: ModerationSettings = ModerationSettings()
+    clustering: ClusteringSettings = ClusteringSettings()
     web: WebSettings = WebSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     workers: WorkersSettings = WorkersSettings()
@@ -241,9 +253,10 @@ def _required_secrets(config: Config) -> list[tuple[str, str]]:
         settings = getattr(gen, part)
         if _needs_openai_key(settings.backend, settings.base_url):
             needed.append((f"generation.{part}.api_key_env", settings.api_key_env))
-    moderation = config.moderation
-    if _needs_openai_key(moderation.backend, moderation.base_url):
-        needed.append(("moderation.api_key_env", moderation.api_key_env))
+    for section in ("moderation", "clustering"):
+        settings = getattr(config, section)
+        if _needs_openai_key(settings.backend, settings.base_url):
+            needed.append((f"{section}.api_key_env", settings.api_key_env))
     mastodon = config.platforms.mastodon
     if mastodon.enabled:
         needed.append(("platforms.mastodon.token_env", mastodon.token_env))

@@ -155,7 +155,9 @@ def harvest(
     return added
 
 
-def round_clusters(session: Session, rnd: Round, seed: int) -> list[engine.Cluster]:
+def round_clusters(
+    session: Session, rnd: Round, seed: int, vector_threshold: float = 0.8
+) -> list[engine.Cluster]:
     """The round's accepted ideas, each person counted once (their best-supported reply)."""
     rows = session.scalars(
         select(Suggestion).where(Suggestion.round_id == rnd.id, Suggestion.accepted.is_(True))
@@ -166,10 +168,19 @@ def round_clusters(session: Session, rnd: Round, seed: int) -> list[engine.Clust
         if held is None or (s.likes + s.boosts, -s.id) > (held.likes + held.boosts, -held.id):
             best[s.contributor_id] = s
     ideas = [
-        engine.SuggestionIn(s.id, str(s.contributor_id), s.text, s.likes, s.boosts, s.platform)
+        engine.SuggestionIn(
+            s.id,
+            str(s.contributor_id),
+            s.text,
+            s.likes,
+            s.boosts,
+            s.platform,
+            tuple(s.embedding) if s.embedding else None,
+        )
         for s in sorted(best.values(), key=lambda s: s.id)
     ]
-    return engine.cluster_suggestions(ideas, random.Random(derive_seed(seed, "rank", rnd.id)))
+    rng = random.Random(derive_seed(seed, "rank", rnd.id))
+    return engine.cluster_suggestions(ideas, rng, vector_threshold=vector_threshold)
 
 
 def leftover_clusters(episode: Episode) -> list[engine.Cluster]:

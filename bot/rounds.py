@@ -68,7 +68,13 @@ def _names(session: Session, author_ids: tuple[str, ...]) -> list[str]:
     return [c.display_name for c in found if c is not None]
 
 
-def close(session: Session, episode: Episode, tallies: Mapping[str, TallyIn], now: datetime) -> str:
+def close(
+    session: Session,
+    episode: Episode,
+    tallies: Mapping[str, TallyIn],
+    now: datetime,
+    vector_threshold: float = 0.8,
+) -> str:
     """Tally, pick the winner, plan the next episode with its ideas and credits."""
     rnd = episode.round
     assert rnd is not None
@@ -88,7 +94,7 @@ def close(session: Session, episode: Episode, tallies: Mapping[str, TallyIn], no
     ]
     rng = random.Random(derive_seed(story.seed, episode.branch, "decide", episode.number))
     decision = engine.decide(specs, counts, rng)
-    clusters = round_clusters(session, rnd, story.seed)
+    clusters = round_clusters(session, rnd, story.seed, vector_threshold)
     winner = rnd.options[decision.position - 1]
     ideas = (
         []

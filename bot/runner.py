@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import failpoints, rounds
 from bot.captions import alt_text, clip_caption, poll_caption
 from bot.config import Config
+from bot.embeddings_openai import Embedder, embed_new
 from bot.harvest import harvest, second_opinion
 from bot.jobs import JobQueue
 from bot.moderation_openai import Classifier
@@ -88,9 +89,11 @@ class StoryRunner:
         jobs: JobQueue | None = None,
         job_timeout: timedelta = timedelta(minutes=30),
         moderation: Classifier | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.config = config
         self.moderation = moderation
+        self.embedder = embedder
         self.jobs = jobs
         self.job_timeout = job_timeout
         self.factory = factory
@@ -682,6 +685,8 @@ class StoryRunner:
                     harvest(session, episode_id, replies, self.config.moderation, now)
         if self.moderation is not None:
             second_opinion(self.factory, episode_id, self.moderation, self.config.moderation)
+        if self.embedder is not None:
+            embed_new(self.factory, episode_id, self.embedder)
         if not due:
             with session_scope(self.factory) as session:
                 episode = session.get(Episode, episode_id)
@@ -708,4 +713,5 @@ class StoryRunner:
             episode = session.get(Episode, episode_id)
             assert episode is not None
             check_transition(episode.state, EpisodeState.CLOSED)
-            return StepResult(True, rounds.close(session, episode, tallies, now))
+            threshold = self.config.clustering.threshold
+            return StepResult(True, rounds.close(session, episode, tallies, now, threshold))

@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 STOPWORDS = frozenset(
@@ -27,6 +29,8 @@ STOPWORDS = frozenset(
     "happens happen next maybe think against about".split()
 )
 MAX_CHECKS = 64
+MAX_EMBEDDED = 4000  # ideas compared by embedding (all pairs); beyond this, words only
+DRIFT_MARGIN = 0.1  # a link must stay within this of the cluster's first idea
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ions", "ion", "ers", "er", "ed", "es", "s", "ly")
 
 
@@ -62,8 +66,16 @@ class Group:
     members: list[int] = field(default_factory=list)
 
 
-def group_texts(texts: Sequence[str], threshold: float = 0.5) -> list[Group]:
+def group_texts(
+    texts: Sequence[str],
+    threshold: float = 0.5,
+    vectors: Sequence[Sequence[float] | None] | None = None,
+    vector_threshold: float = 0.8,
+) -> list[Group]:
     """Single-link grouping: texts join when any two of them are similar enough.
+
+    Similar means sharing enough (stemmed) words; with ``vectors`` (embeddings, one per
+    text or None), also pointing the same way.
 
     Order-independent (unlike "compare with the first member"), deterministic, and groups
     come out in order of their first member.
@@ -105,6 +117,8 @@ def group_texts(texts: Sequence[str], threshold: float = 0.5) -> list[Group]:
         for tok in prefix:
             index[tok].append(i)
     node_of = {s: n for n, s in enumerate(distinct)}
+    if vectors is not None:
+        _join_by_meaning(vectors, [node_of[s] for s in sets], find, parent, vector_threshold)
     groups: dict[int, Group] = {}
     for i, s in enumerate(sets):
         root = find(node_of[s])
@@ -112,3 +126,41 @@ def group_texts(texts: Sequence[str], threshold: float = 0.5) -> list[Group]:
             groups[root] = Group(s)
         groups[root].members.append(i)
     return list(groups.values())
+
+
+def _join_by_meaning(
+    vectors: Sequence[Sequence[float] | None],
+    nodes: list[int],
+    find: Callable[[int], int],
+    parent: list[int],
+    threshold: float,
+) -> None:
+    """Also join ideas whose embeddings point the same way (cosine >= ``threshold``).
+
+    Paraphrases with no words in common ("the miners rebel" / "the crew mutinies") meet
+    here. The same drift guard applies: a link must stay near the joined cluster's first
+    idea. Ideas without a vector keep their lexical grouping only.
+    """
+    have = [i for i, v in enumerate(vectors) if v is not None and len(v)]
+    if len(have) < 2 or len(have) > MAX_EMBEDDED:
+        return
+    try:
+        matrix = np.array([vectors[i] for i in have], dtype=np.float32)
+    except ValueError:  # vectors of different lengths: a model was changed mid-round
+        return
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    unit = matrix / np.where(norms == 0, np.float32(1.0), norms)
+    similar = unit @ unit.T
+    first: dict[int, int] = {}  # a cluster root → the row of its first idea (drift guard)
+    for row, i in enumerate(have):
+        first.setdefault(find(nodes[i]), row)
+    for a in range(len(have)):
+        for b in np.flatnonzero(similar[a, a + 1 :] >= threshold) + a + 1:
+            root_a, root_b = find(nodes[have[a]]), find(nodes[have[int(b)]])
+            if root_a == root_b:
+                continue
+            # The two clusters' first ideas must be close too, or links would chain away.
+            if similar[first.get(root_a, a), first.get(root_b, int(b))] >= threshold - DRIFT_MARGIN:
+                low, high = sorted((root_a, root_b))
+                parent[high] = low
+                first[low] = min(first.get(low, a), first.get(high, int(b)))

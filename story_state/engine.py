@@ -19,6 +19,7 @@ class SuggestionIn:
     likes: int = 0
     boosts: int = 0
     platform: str = "local"
+    vector: tuple[float, ...] | None = None  # an embedding of ``text``, when one is stored
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ def _engagement_scale(suggestions: Sequence[SuggestionIn]) -> dict[str, float]:
 
 
 def cluster_suggestions(
-    suggestions: Sequence[SuggestionIn], rng: random.Random, threshold: float = 0.5
+    suggestions: Sequence[SuggestionIn],
+    rng: random.Random,
+    threshold: float = 0.5,
+    vector_threshold: float = 0.8,
 ) -> list[Cluster]:
     """Merge near-duplicate ideas and rank the clusters by support.
 
@@ -68,7 +72,10 @@ def cluster_suggestions(
     """
     scale = _engagement_scale(suggestions)
     clusters = []
-    for group in group_texts([s.text for s in suggestions], threshold):
+    vectors = [s.vector for s in suggestions]
+    embedded = vectors if any(v is not None for v in vectors) else None
+    texts = [s.text for s in suggestions]
+    for group in group_texts(texts, threshold, embedded, vector_threshold):
         members = [suggestions[i] for i in group.members]
         authors = tuple(dict.fromkeys(m.author for m in members))
         raw = sum(m.likes + m.boosts for m in members)

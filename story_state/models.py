@@ -242,6 +242,8 @@ class Suggestion(Base):
     # Set when the idea contradicts canon; the idea is held for the operator, not used.
     flag: Mapped[str | None] = mapped_column(String(200), nullable=True)
     posted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # An embedding of ``text`` (clustering backend "openai"), stored once when harvested.
+    embedding: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
 
     round: Mapped[Round] = relationship(back_populates="suggestions")
     contributor: Mapped[Contributor] = relationship()

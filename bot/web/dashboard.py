@@ -78,7 +78,9 @@ def _open_round(session: Session, app: App, story: Story, rnd: Round) -> dict[st
             "support": _number(c.support),
             "why": c.why,
         }
-        for rank, c in enumerate(round_clusters(session, rnd, story.seed), start=1)
+        for rank, c in enumerate(
+            round_clusters(session, rnd, story.seed, app.config.clustering.threshold), start=1
+        )
     ]
     queue = [
         {

@@ -334,3 +334,11 @@ def test_moderation_endpoint_down_is_a_warning_that_says_what_happens(tmp_path: 
     endpoint = found[("moderation", "endpoint")]
     assert endpoint["status"] == "warn"
     assert "not reachable" in endpoint["detail"] and "wait for the operator" in endpoint["detail"]
+
+
+def test_clustering_endpoint_down_is_a_warning(tmp_path: Path) -> None:
+    data = settings(tmp_path)
+    data["clustering"] = {"backend": "openai", "base_url": f"http://127.0.0.1:{closed_port()}/v1"}
+    report = json.loads(invoke(tmp_path, data, "--json").output)
+    endpoint = {(c["area"], c["item"]): c for c in report["checks"]}[("clustering", "endpoint")]
+    assert endpoint["status"] == "warn" and "grouped by their words" in endpoint["detail"]

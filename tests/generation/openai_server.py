@@ -30,6 +30,7 @@ RESPONSES = "/v1/responses"
 IMAGES = "/v1/images/generations"
 SPEECH = "/v1/audio/speech"
 MODERATIONS = "/v1/moderations"
+EMBEDDINGS = "/v1/embeddings"
 _ids = itertools.count(1)
 
 
@@ -97,7 +98,7 @@ class FakeOpenAI:
 def serving() -> Iterator[FakeOpenAI]:
     """Run a fresh fake in a background thread on a free loopback port."""
     fake = FakeOpenAI()
-    paths = (CHAT, RESPONSES, IMAGES, SPEECH, MODERATIONS)
+    paths = (CHAT, RESPONSES, IMAGES, SPEECH, MODERATIONS, EMBEDDINGS)
     app = Starlette(routes=[Route(p, fake.handle, methods=["POST"]) for p in paths])
     config = uvicorn.Config(
         app,
@@ -302,6 +303,22 @@ def failure(status: int = 500, message: str = "The server had an error") -> Cann
 
 def slow(reply: Canned, delay_s: float) -> Canned:
     return Canned(reply.body, reply.status, reply.content_type, delay_s)
+
+
+def embeddings_response(*vectors: list[float]) -> dict[str, Any]:
+    """One embedding per input, as ``encoding_format="float"`` returns them."""
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": list(v)} for i, v in enumerate(vectors)
+        ],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 8 * len(vectors), "total_tokens": 8 * len(vectors)},
+    }
+
+
+def embeddings(*vectors: list[float]) -> Canned:
+    return Canned(embeddings_response(*vectors))
 
 
 def moderation(*flags: tuple[str, ...]) -> Canned:

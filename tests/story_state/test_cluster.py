@@ -76,3 +76,32 @@ def test_threshold_one_groups_only_equal_sets() -> None:
     assert [g.members for g in groups] == [[0, 1], [2]]
     with pytest.raises(ValueError):
         group_texts(["x"], threshold=0)
+
+
+def _members(groups: list, texts: list[str]) -> list[set[str]]:  # type: ignore[type-arg]
+    return sorted(({texts[i] for i in g.members} for g in groups), key=lambda m: sorted(m))
+
+
+def test_embeddings_join_paraphrases_that_share_no_words() -> None:
+    texts = ["the miners rebel", "the crew mutinies", "a stowaway hides aboard", "miners rebel!!"]
+    # Unit-ish vectors: the first two (and the fourth) point one way, the stowaway another.
+    vectors = [(1.0, 0.1, 0.0), (0.95, 0.2, 0.05), (0.0, 0.1, 1.0), (1.0, 0.12, 0.0)]
+    words_only = _members(group_texts(texts), texts)
+    assert {"the miners rebel", "miners rebel!!"} in words_only
+    assert {"the crew mutinies"} in words_only  # no shared words: apart
+    joined = _members(group_texts(texts, vectors=vectors), texts)
+    assert joined == [
+        {"a stowaway hides aboard"},
+        {"the miners rebel", "the crew mutinies", "miners rebel!!"},
+    ]
+    # An idea with no stored vector keeps its word-based grouping only.
+    partial = _members(group_texts(texts, vectors=[vectors[0], None, vectors[2], None]), texts)
+    assert {"the crew mutinies"} in partial
+
+
+def test_embedding_links_do_not_drift_away_from_the_first_idea() -> None:
+    # a ~ b and b ~ c, but c is far from a: single links alone would chain all three.
+    texts = ["alpha plan", "bravo scheme", "charlie idea"]
+    a, b, c = (1.0, 0.0), (0.9, 0.436), (0.62, 0.785)
+    groups = _members(group_texts(texts, vectors=[a, b, c], vector_threshold=0.88), texts)
+    assert {"charlie idea"} in groups and {"alpha plan", "bravo scheme"} in groups
