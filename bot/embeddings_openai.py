@@ -11,13 +11,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.harvest import round_texts
 from generation._openai import make_client
 from story_state.db import session_scope
 from story_state.errors import StorybotError
-from story_state.models import Episode, Suggestion
+from story_state.models import Suggestion
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -83,19 +83,9 @@ class OpenAIEmbeddings:
 
 def embed_new(factory: sessionmaker[Session], episode_id: int, embedder: Embedder) -> int:
     """Embed the round's accepted ideas that have no vector yet; how many were stored."""
-    with session_scope(factory) as session:
-        episode = session.get(Episode, episode_id)
-        if episode is None or episode.round is None:
-            return 0
-        todo = session.execute(
-            select(Suggestion.id, Suggestion.text)
-            .where(
-                Suggestion.round_id == episode.round.id,
-                Suggestion.accepted.is_(True),
-                Suggestion.embedding.is_(None),
-            )
-            .order_by(Suggestion.id)
-        ).all()
+    todo = round_texts(
+        factory, episode_id, Suggestion.accepted.is_(True), Suggestion.embedding.is_(None)
+    )
     if not todo:
         return 0
     try:

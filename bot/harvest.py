@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from re import Pattern
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import ModerationSettings
@@ -203,6 +203,25 @@ def leftover_clusters(episode: Episode) -> list[engine.Cluster]:
     ]
 
 
+def round_texts(
+    factory: sessionmaker[Session], episode_id: int, *where: ColumnElement[bool]
+) -> list[tuple[int, str]]:
+    """(id, cleaned text) of the episode's round's suggestions that match ``where``, in order.
+
+    Read in a short transaction of its own, for work that then calls out to a server.
+    """
+    with session_scope(factory) as session:
+        episode = session.get(Episode, episode_id)
+        if episode is None or episode.round is None:
+            return []
+        rows = session.execute(
+            select(Suggestion.id, Suggestion.text)
+            .where(Suggestion.round_id == episode.round.id, *where)
+            .order_by(Suggestion.id)
+        ).all()
+        return [(row.id, row.text) for row in rows]
+
+
 def second_opinion(
     factory: sessionmaker[Session],
     episode_id: int,
@@ -217,19 +236,12 @@ def second_opinion(
     ``on_error = "hold"`` leaves them waiting for the next harvest (the operator may approve
     them meanwhile) and ``"allow"`` gives them the rules' verdict.
     """
-    with session_scope(factory) as session:
-        episode = session.get(Episode, episode_id)
-        if episode is None or episode.round is None:
-            return 0
-        waiting = session.execute(
-            select(Suggestion.id, Suggestion.text)
-            .where(
-                Suggestion.round_id == episode.round.id,
-                Suggestion.pending.is_(True),
-                Suggestion.flag == AWAITING_MODERATION,
-            )
-            .order_by(Suggestion.id)
-        ).all()
+    waiting = round_texts(
+        factory,
+        episode_id,
+        Suggestion.pending.is_(True),
+        Suggestion.flag == AWAITING_MODERATION,
+    )
     if not waiting:
         return 0
     try:
