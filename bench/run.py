@@ -54,6 +54,7 @@ from generation.clip.ffmpeg import (
     build_graph,
     camera,
     grain_filters,
+    hold_still,
     plan_motion,
     source_size,
 )
@@ -144,19 +145,14 @@ def prepare(work: Path) -> ClipRequest:
     )
 
 
-def floor_command(assembler: FfmpegAssembler, request: ClipRequest, out: Path) -> list[str]:
-    """Same frames, size, grain, audio and encoder; no motion, grade, vignette or subtitles."""
-    w, h = request.width, request.height
-    frames = round(SECONDS * request.fps)
-    video = [
-        f"scale={w}:{h}:force_original_aspect_ratio=increase",
-        f"crop={w}:{h}",
-        "format=yuv420p",
-        f"loop=loop={frames - 1}:size=1",
-        f"settb=1/{request.fps}",
-        "setpts=N",
-        *grain_filters(request.look, request.seed),
-    ]
+def _encode_command(
+    assembler: FfmpegAssembler,
+    request: ClipRequest,
+    video: list[str],
+    out: Path,
+    filter_threads: list[str],
+) -> list[str]:
+    """The still through ``video``, the narration padded, both encoded as the assembler does."""
     audio = (
         f"aresample={SAMPLE_RATE},apad=whole_dur={SECONDS},"
         f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
@@ -165,13 +161,27 @@ def floor_command(assembler: FfmpegAssembler, request: ClipRequest, out: Path) -
     return [
         assembler.ffmpeg, "-nostdin", "-loglevel", "error", "-y",
         "-i", f"file:{request.still}", "-i", f"file:{request.narration}",
-        "-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-t", f"{SECONDS}",
+        *filter_threads, "-filter_complex", graph,
+        "-map", "[v]", "-map", "[a]", "-t", f"{SECONDS}",
         *assembler.encoder_args(request.fps), str(out),
     ]  # fmt: skip
 
 
+def floor_command(assembler: FfmpegAssembler, request: ClipRequest, out: Path) -> list[str]:
+    """Same frames, size, grain, audio and encoder; no motion, grade, vignette or subtitles."""
+    w, h = request.width, request.height
+    video = [
+        f"scale={w}:{h}:force_original_aspect_ratio=increase",
+        f"crop={w}:{h}",
+        "format=yuv420p",
+        *hold_still(round(SECONDS * request.fps), request.fps),
+        *grain_filters(request.look, request.seed),
+    ]
+    return _encode_command(assembler, request, video, out, [])
+
+
 def motion_floor_command(assembler: FfmpegAssembler, request: ClipRequest, out: Path) -> list[str]:
-    """The floor plus the assembler's camera move: the render minus its look."""
+    """The floor plus the assembler's camera move (and its one filter thread): no look."""
     w, h, fps = request.width, request.height, request.fps
     frames = round(SECONDS * fps)
     motion = plan_motion(request.seed, SECONDS)
@@ -180,24 +190,11 @@ def motion_floor_command(assembler: FfmpegAssembler, request: ClipRequest, out: 
         f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase:flags=lanczos",
         f"crop={big_w}:{big_h}",
         "format=yuv420p",
-        f"loop=loop={frames - 1}:size=1",
-        f"settb=1/{fps}",
-        "setpts=N",
+        *hold_still(frames, fps),
         camera(motion, frames, w, h, fps),
         *grain_filters(request.look, request.seed),
     ]
-    audio = (
-        f"aresample={SAMPLE_RATE},apad=whole_dur={SECONDS},"
-        f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
-    )
-    graph = f"[0:v]{','.join(video)}[v];[1:a]{audio}[a]"
-    return [
-        assembler.ffmpeg, "-nostdin", "-loglevel", "error", "-y",
-        "-i", f"file:{request.still}", "-i", f"file:{request.narration}",
-        "-filter_complex_threads", "1", "-filter_complex", graph,
-        "-map", "[v]", "-map", "[a]", "-t", f"{SECONDS}",
-        *assembler.encoder_args(request.fps), str(out),
-    ]  # fmt: skip
+    return _encode_command(assembler, request, video, out, ["-filter_complex_threads", "1"])
 
 
 def graph_only_command(assembler: FfmpegAssembler, request: ClipRequest, ass: Path) -> list[str]:

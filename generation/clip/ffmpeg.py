@@ -105,6 +105,11 @@ def source_size(motion: Motion, width: int, height: int) -> tuple[int, int]:
     return level_size(max(motion.zoom_from, motion.zoom_to), width, height)
 
 
+def hold_still(frames: int, fps: int) -> list[str]:
+    """The one decoded still repeated as ``frames`` frames at ``fps`` (no copies are made)."""
+    return [f"loop=loop={frames - 1}:size=1", f"settb=1/{fps}", "setpts=N"]
+
+
 def camera(motion: Motion, frames: int, width: int, height: int, fps: int) -> str:
     """The filters that turn the looped, graded still into the moving frames.
 
@@ -281,8 +286,8 @@ def build_graph(
     motion = plan_motion(request.seed, total_s)
     source = "[0:v]" + ",".join(_source(request, motion))
     chains = [f"{source},split[src][psrc]" if poster else f"{source}[src]"]
-    still = [f"loop=loop={frames - 1}:size=1", f"settb=1/{fps}", "setpts=N"]
-    chains.append("[src]" + ",".join([*still, camera(motion, frames, w, h, fps), *post]) + "[z]")
+    moving = [*hold_still(frames, fps), camera(motion, frames, w, h, fps), *post]
+    chains.append("[src]" + ",".join(moving) + "[z]")
     layered = request.look != "clean" or ass is not None
     masked_poster = poster and request.look != "clean"
     if layered or masked_poster:
