@@ -102,15 +102,15 @@ def harvest(
     replies: list[Reply],
     settings: ModerationSettings,
     now: datetime,
+    later: bool = False,
 ) -> int:
     """Store new replies as suggestions of the episode's round.
 
     Known replies get their likes refreshed; an edited reply is judged again (an operator's
-    decision on it is kept unless the text changed). With a moderation backend, what the
-    rules let through is held as ``AWAITING_MODERATION`` for ``second_opinion``, which asks
-    the endpoint outside this transaction.
+    decision on it is kept unless the text changed). With ``later`` (the caller has a
+    moderation backend), what the rules let through is held as ``AWAITING_MODERATION`` for
+    ``second_opinion``, which asks the endpoint outside this transaction.
     """
-    later = settings.backend != "rules"
     episode = session.get(Episode, episode_id)
     if episode is None or episode.round is None:
         return 0

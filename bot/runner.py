@@ -682,7 +682,8 @@ class StoryRunner:
             if platform.limits().can_read and refs[name]:
                 replies = platform.fetch_replies(refs[name])
                 with session_scope(self.factory) as session:
-                    harvest(session, episode_id, replies, self.config.moderation, now)
+                    later = self.moderation is not None  # it judges what the rules let through
+                    harvest(session, episode_id, replies, self.config.moderation, now, later)
         if self.moderation is not None:
             second_opinion(self.factory, episode_id, self.moderation, self.config.moderation)
         if self.embedder is not None:
