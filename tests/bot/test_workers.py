@@ -173,6 +173,10 @@ def test_a_worker_killed_mid_job_loses_nothing(
     episode_id, holder = wait_for("a worker to take the first job", lambda: held_job(client))
     victim = holder.split("@", 1)[0]
     survivor = "b" if victim == "a" else "a"
+    # Celery reports the job as held as soon as it is received; wait for the job's own log
+    # line too, or the kill can land before the job has started (and before it logs).
+    started = f"episode id {episode_id}: job started on {holder}"
+    wait_for("the job to start", lambda: started in procs.log(victim) or None, timeout=30)
     os.killpg(procs.started[victim].pid, signal.SIGKILL)
     procs.started[victim].wait(timeout=10)
     with session_scope(factory) as session:
@@ -211,7 +215,7 @@ def test_a_worker_killed_mid_job_loses_nothing(
     assert procs.stop(survivor) == 0, procs.log(survivor)  # SIGTERM: a warm shutdown
     assert procs.stop("scheduler") == 0, procs.log("scheduler")
     killed_log, survivor_log = procs.log(victim), procs.log(survivor)
-    assert f"episode id {episode_id}: job started on {holder}" in killed_log
+    assert started in killed_log
     assert f"episode id {episode_id}: job done" not in killed_log
     for number in (1, 2, 3, 4):  # every clip rendered once, all by the worker left standing
         assert survivor_log.count(f": job done: rendered episode {number} (") == 1, survivor_log
