@@ -11,12 +11,12 @@ TORCH_VERSION ?= 2.13.0
 APT_TEST := ffmpeg espeak-ng postgresql redis-server chromium chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: run test check demo bench chaos venv venv-test apt-test container-test clean help
+.PHONY: run test check imports demo bench chaos venv venv-test apt-test container-test clean help
 
 help:
 	@echo "make run    - install the offline default, migrate, start the bot (sandbox on :8080)"
 	@echo "make test   - install everything the tests need (apt, venv, CPU torch) and run them"
-	@echo "make check  - ruff (lint + format check) and mypy --strict"
+	@echo "make check  - ruff (lint + format check), mypy --strict and the import contracts"
 	@echo "make demo   - a 3-episode offline story with a simulated audience in ./demo-out"
 	@echo "make chaos  - SIGKILL storybot run 30 times in a 5-round story (SQLite, PostgreSQL)"
 	@echo "make bench  - render/size/memory/harvest figures (JSON on the last line)"
@@ -61,6 +61,7 @@ venv-test: $(VENV)/.installed-test
 # The whole suite also builds the image and probes it (podman, as root: about 1 minute with
 # cached base images, 3 the first time); a subset (PYTEST_ARGS=...) leaves it out.
 test: apt-test venv-test
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ -z "$(PYTEST_ARGS)" ]; then $(MAKE) --no-print-directory container-test; fi
 
@@ -74,6 +75,11 @@ check: venv-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+# The architecture's arrows (pyproject [tool.importlinter], docs/architecture.md).
+imports: venv-test
+	$(BIN)/lint-imports --no-cache
 
 demo: venv
 	$(BIN)/storybot --config $(CONFIG) demo --rounds 3 --out demo-out --seed 1 --audience 12

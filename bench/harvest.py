@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 
-from bot.audience import IDEA_FAMILIES
+from bot.demo.audience import IDEA_FAMILIES
 from story_state.engine import SuggestionIn, cluster_suggestions
 from story_state.moderation import Rules, moderate
 from story_state.text import compile_blocklist

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Config
-from bot.embeddings_openai import Embedder
-from bot.moderation_openai import Classifier
+from bot.config import Config, base_dir, database_url, media_root
+from bot.ideas.embeddings_openai import Embedder
+from bot.ideas.moderation_openai import Classifier
+from bot.loop.runner import StoryRunner
 from bot.platforms.base import Platform
 from bot.platforms.local import LocalPlatform
-from bot.runner import StoryRunner
-from bot.workers import build_jobs, job_timeout
+from bot.workers.queue import build_jobs, job_timeout
 from generation.clip.base import ClipAssembler
 from generation.clip.ffmpeg import FfmpegAssembler
 from generation.image.base import ImageRenderer
@@ -26,14 +25,9 @@ from generation.voice.base import Voice
 from generation.writer.base import Writer
 from generation.writer.template import TemplateWriter
 from story_state import migrate
+from story_state.clock import Clock, utcnow
 from story_state.db import make_engine, session_factory
 from story_state.errors import ConfigError
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _key(env_name: str) -> str | None:
@@ -48,7 +42,7 @@ def _moderation(config: Config) -> Classifier | None:
     cfg = config.moderation
     if cfg.backend != "openai":
         return None
-    from bot.moderation_openai import OpenAIModeration
+    from bot.ideas.moderation_openai import OpenAIModeration
 
     return OpenAIModeration(
         base_url=cfg.base_url or None,
@@ -62,7 +56,7 @@ def _embedder(config: Config) -> Embedder | None:
     cfg = config.clustering
     if cfg.backend != "openai":
         return None
-    from bot.embeddings_openai import OpenAIEmbeddings
+    from bot.ideas.embeddings_openai import OpenAIEmbeddings
 
     return OpenAIEmbeddings(
         base_url=cfg.base_url or None,
@@ -171,13 +165,15 @@ def _clip(config: Config) -> ClipAssembler:
     return FfmpegAssembler(preset=clip.preset, max_seconds=clip.max_seconds)
 
 
-def _platforms(config: Config, factory: sessionmaker[Session], clock: Clock) -> dict[str, Platform]:
+def build_platforms(
+    config: Config, factory: sessionmaker[Session], clock: Clock
+) -> dict[str, Platform]:
     chosen: dict[str, Platform] = {}
     if config.platforms.local.enabled:
         chosen["local"] = LocalPlatform(factory, config.platforms.local.bot_name, clock)
     mastodon = config.platforms.mastodon
     if mastodon.enabled:
-        from bot.platforms.mastodon import MastodonPlatform
+        from bot.platforms.mastodon.adapter import MastodonPlatform
 
         chosen["mastodon"] = MastodonPlatform(
             mastodon.instance,
@@ -190,7 +186,7 @@ def _platforms(config: Config, factory: sessionmaker[Session], clock: Clock) -> 
         )
     x = config.platforms.x
     if x.enabled:
-        from bot.platforms.x import XPlatform
+        from bot.platforms.x.adapter import XPlatform
 
         chosen["x"] = XPlatform(
             config.secret(x.consumer_key_env),
@@ -206,24 +202,6 @@ def _platforms(config: Config, factory: sessionmaker[Session], clock: Clock) -> 
     if not chosen:
         raise ConfigError(f"{config.source}: platforms: enable at least one platform")
     return chosen
-
-
-def base_dir(config: Config) -> Path:
-    """Relative paths in a config file are relative to the file's folder."""
-    return config.source.resolve().parent if config.source else Path.cwd()
-
-
-def database_url(config: Config) -> str:
-    url = config.database.url
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str(base_dir(config) / url[len(prefix) :])
-    return url
-
-
-def media_root(config: Config) -> Path:
-    root = config.media.root
-    return root if root.is_absolute() else base_dir(config) / root
 
 
 @dataclass
@@ -255,7 +233,7 @@ def build_app(
     *,
     platforms: Mapping[str, Platform] | None = None,
     generators: Generators | None = None,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
     migrate_db: bool = True,
 ) -> App:
     """Everything the CLI, the scheduler and the tests need, built one way."""
@@ -264,7 +242,7 @@ def build_app(
         migrate.upgrade(url)
     engine = make_engine(url)
     factory = session_factory(engine)
-    chosen = dict(platforms) if platforms is not None else _platforms(config, factory, clock)
+    chosen = dict(platforms) if platforms is not None else build_platforms(config, factory, clock)
     found = chosen.get("local")
     local = found if isinstance(found, LocalPlatform) else None
     if generators is None:

@@ -317,3 +317,21 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     return parse_config(data, source=path)
+
+
+def base_dir(config: Config) -> Path:
+    """Relative paths in a config file are relative to the file's folder."""
+    return config.source.resolve().parent if config.source else Path.cwd()
+
+
+def database_url(config: Config) -> str:
+    url = config.database.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(base_dir(config) / url[len(prefix) :])
+    return url
+
+
+def media_root(config: Config) -> Path:
+    root = config.media.root
+    return root if root.is_absolute() else base_dir(config) / root

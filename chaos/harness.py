@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         url = args.db_url
         if url is None and args.db == "postgres":
-            from tests.pg import running_server  # the test suite's throwaway cluster
+            from chaos.pg import running_server  # a throwaway cluster on loopback
 
             url = stack.enter_context(stack.enter_context(running_server()).database())
         url = url or f"sqlite:///{workdir / 'chaos.db'}"

@@ -1,7 +1,7 @@
 """The kill plan: which runner life dies where, chosen by the seed and spread over the story.
 
 Each item is one life of ``storybot run``: either SIGKILLed by the harness after a random
-delay, or armed with one failpoint (``bot/failpoints.py``) that kills it from inside at an
+delay, or armed with one failpoint (``bot/loop/failpoints.py``) that kills it from inside at an
 exact spot. Items are spread evenly over the story's episodes and, within an episode,
 ordered as the lifecycle meets them (render, publish, idle, close), so kills land all
 through the story instead of before it ends.
@@ -13,7 +13,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from bot.failpoints import POINTS, Failpoint
+from bot.loop.failpoints import POINTS, Failpoint
 
 PHASE = {
     "mid_render": 0,

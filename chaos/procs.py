@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.failpoints import ENV as FAILPOINTS_ENV
-from bot.failpoints import Failpoint
+from bot.loop.failpoints import ENV as FAILPOINTS_ENV
+from bot.loop.failpoints import Failpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRED = re.compile(r"storybot failpoint (\w+)#(\d+): kill")

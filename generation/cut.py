@@ -9,7 +9,6 @@ file. No frame passes through Python.
 from __future__ import annotations
 
 import math
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ from generation._cards import chapter_card, credits_roll, title_card
 from generation.clip.ffmpeg import SAMPLE_RATE, TIMEOUT_S, FfmpegAssembler, grain_filters
 from generation.clip.probe import ClipProbe, probe_clip, validate_clip
 from generation.files import atomic_output
-from story_state.errors import BackendUnavailable, GenerationError
+from generation.tools import run_tool
+from story_state.errors import GenerationError
 
 FADE_S = 0.4
 CREDITS_MAX_S = 60.0
@@ -264,12 +264,4 @@ def _command(
 
 
 def _run(args: list[str]) -> None:
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=TIMEOUT_S * 4)
-    except subprocess.TimeoutExpired as exc:
-        raise GenerationError("ffmpeg took too long to render the cut") from exc
-    except OSError as exc:
-        raise BackendUnavailable(f"cannot run {args[0]}: {exc}") from exc
-    if proc.returncode != 0:
-        tail = proc.stderr.decode("utf-8", "replace").strip()[-1500:] or "(no output)"
-        raise GenerationError(f"ffmpeg exited with {proc.returncode} rendering the cut: {tail}")
+    run_tool(args, what="ffmpeg rendering the cut", timeout_s=TIMEOUT_S * 4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,22 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def render_episode(generators: Generators, job: RenderJob, out_dir: Path) -> RenderResult:
-    """Render into ``out_dir``; every file is written atomically, so a rerun is safe."""
+def _no_checkpoint(name: str) -> None:
+    """The default checkpoint: rendering does not stop to report where it is."""
+
+
+def render_episode(
+    generators: Generators,
+    job: RenderJob,
+    out_dir: Path,
+    checkpoint: Callable[[str], None] = _no_checkpoint,
+) -> RenderResult:
+    """Render into ``out_dir``; every file is written atomically, so a rerun is safe.
+
+    ``checkpoint(name)`` is called at named points (``"mid_render"``: the still and the voice
+    written, the clip not yet); the bot passes its failpoints there, so crash tests can stop a
+    render half-way without this layer knowing about them.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     still = generators.image.render(
         ImageRequest(
@@ -67,10 +82,7 @@ def render_episode(generators: Generators, job: RenderJob, out_dir: Path) -> Ren
         out_dir / "still.png",
     )
     speech = generators.voice.synthesize(job.narration, out_dir / "narration.wav")
-    # Imported here: bot's package init imports this module (a top-level import is circular).
-    from bot import failpoints
-
-    failpoints.hit("mid_render")  # still and voice written, the clip not yet
+    checkpoint("mid_render")  # still and voice written, the clip not yet
     lines = job.subtitles or split_lines(job.narration)
     # Short lead-in and tail keep the clip within a second of its narration.
     lead_in, tail = 0.25, 0.5

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from story_state.clock import utcnow
 from story_state.db import Base
 from story_state.lifecycle import EpisodeState, PostState, RoundStatus, StoryStatus
 
@@ -50,10 +51,6 @@ def _enum(cls: type[Any], name: str) -> Enum:
         length=16,
         validate_strings=True,
     )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Story(Base):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg import NO_PG_ENV, PgServer, PgUnavailable, running_server
+from chaos.pg import NO_PG_ENV, PgServer, PgUnavailable, running_server
 
 
 @pytest.fixture(scope="session")

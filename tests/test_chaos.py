@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import failpoints
-from bot.failpoints import POINTS, Failpoint, FailpointError
+from bot.loop import failpoints
+from bot.loop.failpoints import POINTS, Failpoint, FailpointError
 from chaos.harness import run_chaos
 from chaos.plan import CLOSE_PHASE, MUST, make_plan
 
@@ -64,7 +64,7 @@ def test_unarmed_points_do_nothing_and_armed_ones_fire_on_the_nth_hit(
 
 
 def test_a_kill_point_sigkills_the_process_and_says_where() -> None:
-    code = "from bot import failpoints\nfailpoints.hit('mid_render')\nprint('survived')\n"
+    code = "from bot.loop import failpoints\nfailpoints.hit('mid_render')\nprint('survived')\n"
     env = {**os.environ, failpoints.ENV: "mid_render=kill"}
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60

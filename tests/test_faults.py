@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from bot.app import build_app
 from bot.config import parse_config
-from bot.platforms.mastodon import MastodonPlatform
+from bot.platforms.mastodon.adapter import MastodonPlatform
 from story_state.db import session_scope
 from story_state.lifecycle import EpisodeState, StoryStatus
 from story_state.models import Episode, Post, Story, Suggestion

@@ -23,9 +23,9 @@ import pytest
 from bot import redact
 from bot.app import build_app
 from bot.config import parse_config
+from bot.operator.status import story_status
 from bot.platforms.base import Limits, OutgoingPost, PollTally, PostRef, Reply
 from bot.platforms.local import LocalPlatform
-from bot.status import story_status
 from bot.web import start_server
 from story_state.db import session_scope
 from story_state.errors import TransientError

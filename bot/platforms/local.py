@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.platforms.base import Limits, OutgoingPost, PollTally, PostRef, Reply
+from story_state.clock import utcnow
 from story_state.db import session_scope
 from story_state.errors import PermanentError, StorybotError
 from story_state.models import LocalLike, LocalPost, LocalVote
@@ -33,10 +34,6 @@ class LocalAction:
     to: str | None = None
     vote: int | str | None = None
     like: str | None = None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def check_name(name: str) -> str:
@@ -62,7 +59,7 @@ class LocalPlatform:
         self,
         factory: sessionmaker[Session],
         bot_name: str = "storybot",
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._factory = factory
         self._bot_name = bot_name

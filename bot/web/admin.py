@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot import audit, operator
-from bot.operator import OperatorError
-from bot.runner import MAIN
+from bot.loop.runner import MAIN
+from bot.operator import actions as operator
+from bot.operator import audit
+from bot.operator.actions import OperatorError
 from bot.web.context import WebContext, client_key, done
 from bot.web.dashboard import dashboard, episode_file
 from bot.web.security import WebError, verified_form

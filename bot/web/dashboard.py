@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot import audit
 from bot.app import App
-from bot.harvest import round_clusters
+from bot.ideas.harvest import round_clusters
+from bot.operator import audit
 from bot.platforms.base import PostRef
 from story_state.db import session_scope
 from story_state.errors import StorybotError

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.app import App
-from bot.cut_cli import render_story_cut
-from bot.runner import MAIN
+from bot.loop.runner import MAIN
+from bot.operator.cut import render_story_cut
 from story_state.db import session_scope
 from story_state.errors import StorybotError
 from story_state.lifecycle import RoundStatus

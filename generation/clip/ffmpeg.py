@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import random
 import re
-import subprocess
 import wave
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -21,6 +20,7 @@ from generation.clip.base import ClipInfo, ClipRequest, Cue
 from generation.clip.probe import validate_clip
 from generation.clip.subtitles import to_ass, to_srt
 from generation.files import atomic_output
+from generation.tools import run_tool
 from story_state.errors import BackendUnavailable, GenerationError
 
 LOOKS = ("clean", "film", "vhs")
@@ -466,12 +466,4 @@ class FfmpegAssembler:
         return args
 
     def _run(self, args: list[str]) -> None:
-        try:
-            proc = subprocess.run(args, capture_output=True, timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired as exc:
-            raise GenerationError(f"ffmpeg took longer than {TIMEOUT_S:.0f}s") from exc
-        except OSError as exc:
-            raise BackendUnavailable(f"cannot run {args[0]}: {exc}") from exc
-        if proc.returncode != 0:
-            tail = proc.stderr.decode("utf-8", "replace").strip()[-1500:] or "(no output)"
-            raise GenerationError(f"ffmpeg exited with {proc.returncode}: {tail}")
+        run_tool(args, what="ffmpeg", timeout_s=TIMEOUT_S)

@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
+from generation.tools import run_tool
 from story_state.errors import BackendUnavailable, GenerationError
 
 Tool = Literal["auto", "ffprobe", "ffmpeg"]
@@ -189,12 +190,7 @@ def violations(
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(args, capture_output=True, timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise GenerationError(f"{Path(args[0]).name} took over {PROBE_TIMEOUT_S:.0f}s") from exc
-    except OSError as exc:
-        raise BackendUnavailable(f"cannot run {args[0]}: {exc}") from exc
+    return run_tool(args, what=Path(args[0]).name, timeout_s=PROBE_TIMEOUT_S, check=False)
 
 
 def _with_ffprobe(exe: str, path: Path) -> dict[str, Any]:

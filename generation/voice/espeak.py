@@ -6,7 +6,6 @@ import array
 import ctypes
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import wave
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from generation.files import atomic_output
+from generation.tools import error_tail, run_tool
 from generation.voice.base import Speech
 from story_state.errors import BackendUnavailable, GenerationError
 
@@ -168,18 +168,18 @@ class EspeakVoice:
         # Text goes in on stdin, so nothing in it can be read as an option or a file name.
         args = [exe, "-v", self.voice, "-s", str(self.speed_wpm), "-p", str(self.pitch)]
         args += ["-b", "1", "-w", str(tmp), "--stdin"]
-        try:
-            proc = subprocess.run(
-                args, input=text.encode("utf-8"), capture_output=True, timeout=CLI_TIMEOUT_S
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise GenerationError(f"{exe} took longer than {CLI_TIMEOUT_S:.0f}s") from exc
-        except OSError as exc:
-            raise BackendUnavailable(f"cannot run {exe} ({exc}): {_FIX}") from exc
-        stderr = proc.stderr.decode("utf-8", "replace").strip()
+        proc = run_tool(
+            args,
+            what=Path(exe).name,
+            timeout_s=CLI_TIMEOUT_S,
+            stdin=text.encode("utf-8"),
+            fix=_FIX,
+            check=False,
+        )
         if proc.returncode != 0 or tmp.stat().st_size == 0:
-            tail = stderr[-600:] or "(no output)"
-            raise GenerationError(f"{Path(exe).name} exited with {proc.returncode}: {tail}")
+            raise GenerationError(
+                f"{Path(exe).name} exited with {proc.returncode}: {error_tail(proc)}"
+            )
 
     def _run_library(self, text: str, tmp: Path) -> None:
         lib = _Library.load()

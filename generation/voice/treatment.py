@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
 import tempfile
 import wave
 import zlib
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, get_args
 
+from generation.tools import run_tool
 from generation.voice.base import Speech, Voice
 from story_state.errors import BackendUnavailable, GenerationError
 
@@ -143,15 +143,7 @@ def _run_ffmpeg(wav_in: Path, tmp: Path, graph: str) -> None:
     # bitexact keeps the encoder's version string out of the header: same seed, same bytes.
     args += ["-fflags", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1"]
     args += ["-f", "wav", str(tmp)]
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise GenerationError(f"ffmpeg voice treatment took longer than {TIMEOUT_S:.0f}s") from exc
-    except OSError as exc:
-        raise BackendUnavailable(f"cannot run {exe} ({exc}): {_FIX}") from exc
-    if proc.returncode != 0:
-        tail = proc.stderr.decode("utf-8", "replace").strip()[-600:] or "(no output)"
-        raise GenerationError(f"ffmpeg voice treatment exited with {proc.returncode}: {tail}")
+    run_tool(args, what="ffmpeg voice treatment", timeout_s=TIMEOUT_S, fix=_FIX)
 
 
 class TreatedVoice:

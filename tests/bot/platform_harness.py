@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.platforms.base import Platform, PostRef
 from bot.platforms.local import LocalAction, LocalPlatform
-from bot.platforms.mastodon import MastodonPlatform
-from bot.platforms.x import XPlatform
+from bot.platforms.mastodon.adapter import MastodonPlatform
+from bot.platforms.x.adapter import XPlatform
 from story_state.db import session_scope
 from story_state.models import LocalPost
 from tests.bot.mastodon_fixtures import MockMastodon

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.captions import clip_caption
+from bot.loop.captions import clip_caption
 from story_state.models import Episode
 
 NARRATION = "The salt storm parts and the derelict ship hums awake. " * 6

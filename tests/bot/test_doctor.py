@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from bot.cli.doctor import doctor
 from bot.config import parse_config
-from bot.doctor import DoctorReport, Status, doctor, run_doctor
-from bot.platforms.mastodon import MastodonPlatform
-from bot.platforms.x import XPlatform
+from bot.doctor.report import DoctorReport, Status, run_doctor
+from bot.platforms.mastodon.adapter import MastodonPlatform
+from bot.platforms.x.adapter import XPlatform
 from story_state import migrate
 from tests.bot.conftest import small_config, write_config
 from tests.bot.mastodon_fixtures import MockMastodon, body, recorded

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.config import parse_config
-from bot.embeddings_openai import EmbeddingUnavailable, OpenAIEmbeddings
+from bot.ideas.embeddings_openai import EmbeddingUnavailable, OpenAIEmbeddings
 from bot.platforms.local import LocalAction
 from story_state.db import session_scope
 from story_state.models import Contributor, Episode, Suggestion

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.local_cli import parse_jsonl
+from bot.cli.local import parse_jsonl
 from bot.platforms.base import Media, OutgoingPost, Poll, PostRef
 from bot.platforms.local import LocalAction, LocalActionError, LocalPlatform
 from story_state import migrate

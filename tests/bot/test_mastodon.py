@@ -23,11 +23,11 @@ from mastodon.errors import (
     MastodonUnauthorizedError,
 )
 
-from bot.login import login, write_env_var
-from bot.platforms._mastodon_caps import guess_software, parse_version
-from bot.platforms._mastodon_text import comparable, html_to_text
+from bot.cli.login import login, write_env_var
 from bot.platforms.base import Limits, Media, OutgoingPost, Poll, PostRef
-from bot.platforms.mastodon import MastodonPlatform, make_client
+from bot.platforms.mastodon.adapter import MastodonPlatform, make_client
+from bot.platforms.mastodon.caps import guess_software, parse_version
+from bot.platforms.mastodon.text import comparable, html_to_text
 from story_state.errors import PermanentError, RateLimited, TransientError
 from tests.bot.mastodon_fixtures import (
     RECORDED_BASE,

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.config import parse_config
-from bot.harvest import AWAITING_MODERATION
-from bot.moderation_openai import BATCH, ModerationUnavailable, OpenAIModeration
+from bot.ideas.harvest import AWAITING_MODERATION
+from bot.ideas.moderation_openai import BATCH, ModerationUnavailable, OpenAIModeration
 from bot.platforms.local import LocalAction
 from story_state.db import session_scope
 from story_state.errors import ConfigError

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.platforms._mastodon_text import html_to_text
 from bot.platforms.base import Media, OutgoingPost, Poll, PostRef
+from bot.platforms.mastodon.text import html_to_text
 from story_state import migrate
 from story_state.db import make_engine, session_factory
 from story_state.errors import PermanentError

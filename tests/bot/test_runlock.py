@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.runlock import RunLock, RunnerActive, lock_key
+from bot.loop.runlock import RunLock, RunnerActive, lock_key
 from tests.bot.conftest import small_config, write_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.config import parse_config
+from bot.loop.rounds import ENDING_LABEL
 from bot.platforms.local import LocalAction
-from bot.rounds import ENDING_LABEL
 from story_state.db import session_scope
 from story_state.lifecycle import EpisodeState
 from story_state.models import Episode, LoreEntry, Story, Suggestion

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.runner import MAIN
+from bot.loop.runner import MAIN
 from story_state.db import session_scope
 from story_state.models import Episode, LoreEntry, OperatorAction
 from tests.bot.websupport import TOKEN, Follower, Site, serve

@@ -20,16 +20,16 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import build_app
+from bot.cli.worker import worker_app
 from bot.config import Config, parse_config
-from bot.status import story_status
-from bot.workers import (
+from bot.operator.status import story_status
+from bot.workers.process import WorkerProcess, worker_celery
+from bot.workers.queue import (
     TASK_NAME,
     CeleryJobs,
-    WorkerProcess,
     build_jobs,
     queue_for,
     with_password,
-    worker_celery,
 )
 from story_state.db import make_engine, session_factory, session_scope
 from story_state.lifecycle import EpisodeState, PostState
@@ -241,9 +241,9 @@ def test_a_worker_killed_mid_job_loses_nothing(
 @contextmanager
 def worker_side(config: Config) -> Iterator[Any]:
     """The render task as a worker process has it, run here with ``.apply``."""
-    process = WorkerProcess(config)
+    process = WorkerProcess(config, worker_app)
     try:
-        yield worker_celery(config, process).tasks[TASK_NAME]
+        yield worker_celery(config, worker_app, process).tasks[TASK_NAME]
     finally:
         process.close()
 

@@ -16,7 +16,7 @@ import requests
 import vcr
 
 from bot.platforms.base import Media, OutgoingPost, Poll, PollTally, PostRef
-from bot.platforms.x import XPlatform
+from bot.platforms.x.adapter import XPlatform
 from story_state.errors import (
     BackendUnavailable,
     PermanentError,

@@ -1,0 +1,1 @@
+"""`storybot demo`: a whole offline story told to a simulated audience."""

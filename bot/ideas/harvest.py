@@ -1,0 +1,270 @@
+"""Replies in, suggestions stored (accepted, held or rejected with a reason), clusters out."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import re
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from re import Pattern
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import ModerationSettings
+from bot.ideas.moderation_openai import Classifier, ModerationUnavailable
+from bot.platforms.base import Reply
+from generation.pipeline import derive_seed
+from story_state import engine
+from story_state.db import session_scope
+from story_state.errors import ConfigError
+from story_state.models import Contributor, Episode, LoreEntry, Round, Suggestion
+from story_state.moderation import CanonRule, Rules, moderate, normalise_handle
+from story_state.text import compile_blocklist
+
+HTML_PLATFORMS = frozenset({"mastodon"})
+# Held until the moderation endpoint has judged it (``second_opinion``).
+AWAITING_MODERATION = "awaiting moderation"
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=8)
+def _blocklist(path: Path | None, mtime: float) -> tuple[Pattern[str], ...]:
+    if path is None:
+        return ()
+    try:
+        return compile_blocklist(path.read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"moderation.blocklist_file: cannot read {path}: {exc}") from None
+    except re.error as exc:
+        raise ConfigError(f"moderation.blocklist_file: bad pattern in {path}: {exc}") from None
+
+
+def rules_for(session: Session, story_id: int, settings: ModerationSettings) -> Rules:
+    path = settings.blocklist_file
+    mtime = path.stat().st_mtime if path is not None and path.exists() else 0.0
+    canon = []
+    for entry in session.scalars(
+        select(LoreEntry).where(LoreEntry.story_id == story_id, LoreEntry.status == "canon")
+    ):
+        patterns = tuple(re.compile(p, re.IGNORECASE) for p in entry.contradictions)
+        if patterns:
+            canon.append(CanonRule(entry.name, patterns))
+    return Rules(
+        blocklist=_blocklist(path, mtime),
+        blocked_accounts=frozenset(normalise_handle(h) for h in settings.blocked_accounts),
+        blocked_domains=frozenset(d.lower().lstrip("@.") for d in settings.blocked_domains),
+        max_length=settings.max_length,
+        approval_mode=settings.approval_mode,
+        canon=tuple(canon),
+    )
+
+
+def contributor(session: Session, platform: str, handle: str, name: str) -> Contributor:
+    found = session.scalars(
+        select(Contributor).where(Contributor.platform == platform, Contributor.handle == handle)
+    ).first()
+    if found is None:
+        found = Contributor(platform=platform, handle=handle, display_name=name or handle)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def _judge(
+    suggestion: Suggestion, person: Contributor, rules: Rules, second_opinion: bool = False
+) -> None:
+    """The rules' verdict; with ``second_opinion``, what they let through waits for it."""
+    verdict = moderate(
+        suggestion.raw_text,
+        person.handle,
+        rules,
+        is_html=suggestion.platform in HTML_PLATFORMS,
+    )
+    suggestion.text = verdict.text
+    suggestion.accepted = verdict.accepted
+    suggestion.pending = verdict.pending
+    suggestion.reject_reason = "blocked account" if person.blocked else verdict.reason
+    if person.blocked:
+        suggestion.accepted = suggestion.pending = False
+    suggestion.flag = verdict.flag
+    if second_opinion and (suggestion.accepted or suggestion.pending):
+        suggestion.accepted, suggestion.pending = False, True
+        suggestion.flag = AWAITING_MODERATION
+
+
+def harvest(
+    session: Session,
+    episode_id: int,
+    replies: list[Reply],
+    settings: ModerationSettings,
+    now: datetime,
+    later: bool = False,
+) -> int:
+    """Store new replies as suggestions of the episode's round.
+
+    Known replies get their likes refreshed; an edited reply is judged again (an operator's
+    decision on it is kept unless the text changed). With ``later`` (the caller has a
+    moderation backend), what the rules let through is held as ``AWAITING_MODERATION`` for
+    ``second_opinion``, which asks the endpoint outside this transaction.
+    """
+    episode = session.get(Episode, episode_id)
+    if episode is None or episode.round is None:
+        return 0
+    rules = rules_for(session, episode.story_id, settings)
+    added = 0
+    for reply in replies:
+        if "\x00" in reply.text + reply.author_handle + reply.author_name:
+            # PostgreSQL text cannot hold NUL: such a reply would fail every harvest after it.
+            reply = dataclasses.replace(
+                reply,
+                text=reply.text.replace("\x00", ""),
+                author_handle=reply.author_handle.replace("\x00", ""),
+                author_name=reply.author_name.replace("\x00", ""),
+            )
+        existing = session.scalars(
+            select(Suggestion).where(
+                Suggestion.platform == reply.platform, Suggestion.remote_id == reply.remote_id
+            )
+        ).first()
+        if existing is not None:
+            existing.likes, existing.boosts = reply.likes, reply.boosts
+            if existing.raw_text != reply.text:
+                existing.raw_text = reply.text
+                _judge(existing, existing.contributor, rules, later)
+            continue
+        person = contributor(session, reply.platform, reply.author_handle, reply.author_name)
+        suggestion = Suggestion(
+            round_id=episode.round.id,
+            contributor_id=person.id,
+            platform=reply.platform,
+            remote_id=reply.remote_id,
+            raw_text=reply.text,
+            text="",
+            likes=reply.likes,
+            boosts=reply.boosts,
+            posted_at=reply.posted_at,
+        )
+        _judge(suggestion, person, rules, later)
+        session.add(suggestion)
+        added += 1
+    session.flush()
+    return added
+
+
+def round_clusters(
+    session: Session, rnd: Round, seed: int, vector_threshold: float = 0.8
+) -> list[engine.Cluster]:
+    """The round's accepted ideas, each person counted once (their best-supported reply)."""
+    rows = session.scalars(
+        select(Suggestion).where(Suggestion.round_id == rnd.id, Suggestion.accepted.is_(True))
+    ).all()
+    best: dict[int, Suggestion] = {}
+    for s in rows:
+        held = best.get(s.contributor_id)
+        if held is None or (s.likes + s.boosts, -s.id) > (held.likes + held.boosts, -held.id):
+            best[s.contributor_id] = s
+    ideas = [
+        engine.SuggestionIn(
+            s.id,
+            str(s.contributor_id),
+            s.text,
+            s.likes,
+            s.boosts,
+            s.platform,
+            tuple(s.embedding) if s.embedding else None,
+        )
+        for s in sorted(best.values(), key=lambda s: s.id)
+    ]
+    rng = random.Random(derive_seed(seed, "rank", rnd.id))
+    return engine.cluster_suggestions(ideas, rng, vector_threshold=vector_threshold)
+
+
+def leftover_clusters(episode: Episode) -> list[engine.Cluster]:
+    """Popular ideas of the round before ``episode`` that were not woven into it."""
+    previous = episode.parent
+    if previous is None or previous.round is None or not previous.round.decision:
+        return []
+    decision = previous.round.decision
+    woven = set(decision.get("woven", ()))
+    return [
+        engine.Cluster(
+            key=c["key"],
+            suggestion_ids=(),
+            authors=tuple(c["authors"]),
+            support=float(c["support"]),
+            why=c["why"],
+        )
+        for c in decision.get("clusters", ())
+        if c["key"] not in woven and c["key"] != episode.beat
+    ]
+
+
+def round_texts(
+    factory: sessionmaker[Session], episode_id: int, *where: ColumnElement[bool]
+) -> list[tuple[int, str]]:
+    """(id, cleaned text) of the episode's round's suggestions that match ``where``, in order.
+
+    Read in a short transaction of its own, for work that then calls out to a server.
+    """
+    with session_scope(factory) as session:
+        episode = session.get(Episode, episode_id)
+        if episode is None or episode.round is None:
+            return []
+        rows = session.execute(
+            select(Suggestion.id, Suggestion.text)
+            .where(Suggestion.round_id == episode.round.id, *where)
+            .order_by(Suggestion.id)
+        ).all()
+        return [(row.id, row.text) for row in rows]
+
+
+def second_opinion(
+    factory: sessionmaker[Session],
+    episode_id: int,
+    classifier: Classifier,
+    settings: ModerationSettings,
+) -> int:
+    """Ask the moderation endpoint about the round's suggestions awaiting it; how many it judged.
+
+    No database transaction is open while the endpoint answers. A flagged suggestion is
+    rejected with the categories as the reason; the others get the rules' verdict again
+    (accepted, or held for approval or a canon flag). If the endpoint cannot answer,
+    ``on_error = "hold"`` leaves them waiting for the next harvest (the operator may approve
+    them meanwhile) and ``"allow"`` gives them the rules' verdict.
+    """
+    waiting = round_texts(
+        factory,
+        episode_id,
+        Suggestion.pending.is_(True),
+        Suggestion.flag == AWAITING_MODERATION,
+    )
+    if not waiting:
+        return 0
+    try:
+        verdicts: list[str | None] | None = classifier.check([text for _, text in waiting])
+    except ModerationUnavailable as exc:
+        if settings.on_error == "hold":
+            log.warning("%s; %d suggestion(s) wait for the next harvest", exc, len(waiting))
+            return 0
+        log.warning("%s; %d suggestion(s) judged by the rules alone", exc, len(waiting))
+        verdicts = None
+    with session_scope(factory) as session:
+        episode = session.get(Episode, episode_id)
+        assert episode is not None
+        rules = rules_for(session, episode.story_id, settings)
+        for index, (suggestion_id, text) in enumerate(waiting):
+            suggestion = session.get(Suggestion, suggestion_id)
+            if suggestion is None or suggestion.flag != AWAITING_MODERATION:
+                continue  # the operator decided meanwhile
+            if suggestion.text != text or not suggestion.pending:
+                continue  # edited meanwhile: it waits for the next round of questions
+            _judge(suggestion, suggestion.contributor, rules)
+            reason = verdicts[index] if verdicts is not None else None
+            if reason is not None and (suggestion.accepted or suggestion.pending):
+                suggestion.accepted = suggestion.pending = False
+                suggestion.flag, suggestion.reject_reason = None, reason
+    return len(waiting)

@@ -1,0 +1,168 @@
+"""The outbox: each intended post is a row written before the platform call.
+
+A row holds everything needed to send it (text, media, poll) and the row it answers on the
+same platform. Rows go out in creation order and only after their parent was sent, so a
+platform that lags behind (rate limited, down for an hour) catches up later in thread order
+while the other platforms carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.loop import failpoints
+from bot.platforms.base import Media, OutgoingPost, Platform, Poll
+from bot.redact import scrub
+from story_state.db import session_scope
+from story_state.errors import PermanentError, PlatformError, RateLimited
+from story_state.lifecycle import PostState
+from story_state.models import Post
+
+log = logging.getLogger(__name__)
+
+
+def idempotency_key(slug: str, number: int, kind: str, platform: str) -> str:
+    return f"{slug}:{number}:{kind}:{platform}"
+
+
+def payload_of(post: OutgoingPost) -> dict[str, Any]:
+    return {
+        "text": post.text,
+        "media": [
+            {"path": str(m.path), "alt_text": m.alt_text, "mime_type": m.mime_type}
+            for m in post.media
+        ],
+        "poll": {"options": list(post.poll.options), "closes_at": post.poll.closes_at.isoformat()}
+        if post.poll
+        else None,
+    }
+
+
+def outgoing(row: Post, in_reply_to: str | None) -> OutgoingPost:
+    data = row.payload or {}
+    poll = data.get("poll")
+    return OutgoingPost(
+        idempotency_key=row.idempotency_key,
+        text=str(data.get("text", "")),
+        in_reply_to=in_reply_to,
+        media=tuple(
+            Media(Path(m["path"]), m["alt_text"], m.get("mime_type", "video/mp4"))
+            for m in data.get("media", ())
+        ),
+        poll=Poll(tuple(poll["options"]), datetime.fromisoformat(poll["closes_at"]))
+        if poll
+        else None,
+    )
+
+
+def ensure_post(
+    session: Session,
+    *,
+    episode_id: int,
+    platform: str,
+    kind: str,
+    key: str,
+    post: OutgoingPost,
+    parent_post_id: int | None,
+) -> Post:
+    """The PENDING row for ``key``, created once; its payload is fixed at creation."""
+    row = session.scalars(select(Post).where(Post.idempotency_key == key)).first()
+    if row is None:
+        row = Post(
+            episode_id=episode_id,
+            platform=platform,
+            kind=kind,
+            idempotency_key=key,
+            state=PostState.PENDING,
+            payload=payload_of(post),
+            parent_post_id=parent_post_id,
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+class Outbox:
+    """Sends due rows; each row is committed before and after its platform call."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        platforms: Mapping[str, Platform],
+        retry_base: timedelta,
+        max_attempts: int,
+    ) -> None:
+        self._factory = factory
+        self._platforms = platforms
+        self._retry_base = retry_base
+        self._max_attempts = max_attempts
+
+    def sweep(self, now: datetime) -> int:
+        """Send every due PENDING row, oldest first; returns how many went out."""
+        with session_scope(self._factory) as session:
+            ids = list(
+                session.scalars(
+                    select(Post.id).where(Post.state == PostState.PENDING).order_by(Post.id)
+                )
+            )
+        return sum(1 for post_id in ids if self._send_one(post_id, now))
+
+    def send(self, post_ids: list[int], now: datetime) -> None:
+        for post_id in post_ids:
+            self._send_one(post_id, now)
+
+    def _send_one(self, post_id: int, now: datetime) -> bool:
+        with session_scope(self._factory) as session:
+            row = session.get(Post, post_id)
+            if row is None or row.state is not PostState.PENDING:
+                return False
+            if row.next_attempt_at is not None and row.next_attempt_at > now:
+                return False
+            platform = self._platforms.get(row.platform)
+            if platform is None:
+                return False  # that platform is not enabled in this run
+            parent = session.get(Post, row.parent_post_id) if row.parent_post_id else None
+            if parent is not None and parent.state is not PostState.SENT:
+                return False  # thread order: the post it answers must go first
+            message = outgoing(row, parent.remote_id if parent else None)
+            row.in_reply_to = message.in_reply_to
+            row.attempts += 1
+        # The attempt is committed before the call: a crash here leaves a PENDING row that
+        # the next start sends again under the same idempotency key.
+        failpoints.hit("before_publish")
+        try:
+            ref = platform.publish(message)
+        except PlatformError as exc:
+            self._record_failure(post_id, exc, now)
+            return False
+        failpoints.hit("after_publish")  # posted, but its remote id is not stored yet
+        with session_scope(self._factory) as session:
+            row = session.get(Post, post_id)
+            assert row is not None
+            row.remote_id = ref.remote_id
+            row.url = ref.url
+            row.state = PostState.SENT
+            row.sent_at = now
+            row.last_error = None
+            row.next_attempt_at = None
+        return True
+
+    def _record_failure(self, post_id: int, exc: PlatformError, now: datetime) -> None:
+        with session_scope(self._factory) as session:
+            row = session.get(Post, post_id)
+            assert row is not None
+            row.last_error = scrub(f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, RateLimited) and exc.reset_at is not None:
+                row.next_attempt_at = exc.reset_at
+            else:
+                row.next_attempt_at = now + self._retry_base * (2 ** min(row.attempts, 10))
+            if isinstance(exc, PermanentError) or row.attempts >= self._max_attempts:
+                row.state = PostState.FAILED
+            log.warning("%s post %s: %s", row.platform, row.idempotency_key, row.last_error)

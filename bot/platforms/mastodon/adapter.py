@@ -1,0 +1,343 @@
+"""The Mastodon adapter: any server that speaks the Mastodon client API, through Mastodon.py."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
+from typing import TypeVar
+from urllib.parse import urlparse
+
+from story_state.clock import utcnow
+from story_state.errors import BackendUnavailable, PermanentError, PlatformError
+
+try:
+    from mastodon import Mastodon
+    from mastodon.errors import (
+        MastodonAPIError,
+        MastodonDeprecationWarning,
+        MastodonNotFoundError,
+    )
+except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
+    raise BackendUnavailable(
+        "the Mastodon platform needs Mastodon.py: pip install 'storybot[mastodon]'"
+    ) from exc
+
+from bot.platforms._retry import CALL_PAUSES_S, again_on_transient
+from bot.platforms.base import Limits, OutgoingPost, Poll, PollTally, PostRef, Reply
+from bot.platforms.mastodon.caps import (
+    Capabilities,
+    as_int,
+    as_str,
+    as_utc,
+    get,
+    items,
+    parse_instance,
+)
+from bot.platforms.mastodon.errors import error_status, translated
+from bot.platforms.mastodon.media import MediaUploader
+from bot.platforms.mastodon.text import comparable, html_to_text
+
+__all__ = ["Capabilities", "MastodonPlatform", "make_client"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REQUEST_TIMEOUT_S = 60.0  # per connect/read, not per upload
+# Mastodon.py picks /api/v1/media over /api/v2/media from the version it believes the server
+# runs; Pleroma ("2.7.2 (compatible; ...)") and GoToSocial ("0.17.x") would get v1. Every
+# current Mastodon-API server has v2 media, so the client is pinned to the Mastodon 4 API.
+_API_LEVEL = (4, 0, 0)
+_NO_V2_INSTANCE = {None, 400, 403, 404, 405, 410, 422, 501}
+_LOOKUP_LIMIT = 40  # the account's own recent statuses searched for an earlier attempt
+_UNIQUE_TEXT = 40  # root posts at least this long are looked up too
+_REFRESH_RETRIES = 2
+_REFRESH_BUDGET_S = 3.0
+_CAPS_RETRY_S = 60.0
+
+
+def make_client(
+    instance: str, token: str, *, request_timeout: float = REQUEST_TIMEOUT_S
+) -> Mastodon:
+    """A Mastodon.py client that throws on rate limits and never probes or checks versions."""
+    client = Mastodon(
+        access_token=token,
+        api_base_url=instance,
+        ratelimit_method="throw",
+        version_check_mode="none",
+        mastodon_version=".".join(map(str, _API_LEVEL)),
+        request_timeout=request_timeout,
+        user_agent="storybot",
+        lang="en",  # validation messages in English: see _mastodon_errors._VALIDATION
+    )
+    client.mastodon_major, client.mastodon_minor, client.mastodon_patch = _API_LEVEL
+    return client
+
+
+class MastodonPlatform:
+    """The Platform port on one Mastodon-API account."""
+
+    name = "mastodon"
+
+    def __init__(
+        self,
+        instance: str,
+        token: str,
+        *,
+        visibility: str = "public",
+        language: str | None = "en",
+        spoiler_text: str | None = None,
+        media_deadline_s: float = 600.0,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        client: Mastodon | None = None,
+        call_pauses: Sequence[float] = CALL_PAUSES_S,
+    ) -> None:
+        self._instance = instance
+        self._client = client if client is not None else make_client(instance, token)
+        self._visibility = visibility
+        self._language = language
+        self._spoiler_text = spoiler_text or None
+        self._clock = clock
+        self._sleep = sleep
+        self._pauses = tuple(call_pauses)
+        self._media = MediaUploader(
+            self._client,
+            clock=clock,
+            sleep=sleep,
+            deadline_s=media_deadline_s,
+            call_pauses=self._pauses,
+        )
+        self._caps: Capabilities | None = None
+        self._caps_failed_at: datetime | None = None
+        self._me: str | None = None
+        self._poll_ids: dict[str, str] = {}  # status id → poll id, for polls posted here
+
+    # -- capabilities ---------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """The server's advertised limits, read once from /api/v2/instance (or v1)."""
+        if self._caps is None:
+            self._caps = self._again(self._read_capabilities)
+            caps = self._caps
+            log.info(
+                "Mastodon server %s: %s %s (from /api/%s/instance), %s",
+                caps.domain,
+                caps.software,
+                caps.version,
+                caps.source,
+                "video accepted" if caps.accepts_video else "images only",
+            )
+        return self._caps
+
+    def _read_capabilities(self) -> Capabilities:
+        host = urlparse(self._instance).netloc or self._instance
+        with translated(self._client, "reading the server's limits"):
+            try:
+                return parse_instance(self._client.instance_v2(), "v2", host)
+            except MastodonAPIError as exc:
+                if error_status(exc)[0] not in _NO_V2_INSTANCE:
+                    raise
+                log.info("%s has no /api/v2/instance (%s); reading v1", host, exc)
+            with warnings.catch_warnings():
+                # v1 is deprecated on Mastodon >= 4, which is why it is only the fallback.
+                warnings.simplefilter("ignore", MastodonDeprecationWarning)
+                return parse_instance(self._client.instance_v1(), "v1", host)
+
+    def _again(self, call: Callable[[], T]) -> T:
+        """A call that is safe to repeat, tried again on a transient failure."""
+        return again_on_transient(call, self._sleep, self._pauses)
+
+    def close(self) -> None:
+        """Close the HTTP connections the client keeps open."""
+        session = getattr(self._client, "session", None)
+        if session is not None:
+            session.close()
+
+    def limits(self) -> Limits:
+        now = self._clock()
+        failed = self._caps_failed_at
+        if self._caps is None and failed and (now - failed).total_seconds() < _CAPS_RETRY_S:
+            return Limits()
+        try:
+            return self.capabilities().limits()
+        except PlatformError as exc:
+            self._caps_failed_at = now
+            log.warning("using default Mastodon limits for now: %s", exc)
+            return Limits()
+
+    # -- publishing -----------------------------------------------------------------
+
+    def publish(self, post: OutgoingPost) -> PostRef:
+        caps = self.capabilities()
+        # A restarted process cannot know whether its last attempt landed, and not every
+        # server honours Idempotency-Key: look for the post before making it again.
+        if post.in_reply_to is not None or len(comparable(post.text)) >= _UNIQUE_TEXT:
+            found = self._find_existing(post)
+            if found is not None:
+                log.info("%s is already posted as %s", post.idempotency_key, found.remote_id)
+                return found
+        media_ids = self._media.upload_all(post.media, caps)
+        poll = self._poll(post.poll, caps) if post.poll is not None else None
+        with translated(self._client, "posting a status", creating_status=True):
+            status = self._client.status_post(
+                post.text,
+                in_reply_to_id=post.in_reply_to,
+                media_ids=media_ids or None,
+                visibility=self._visibility,
+                spoiler_text=self._spoiler_text,
+                language=self._language,
+                idempotency_key=post.idempotency_key,
+                poll=poll,
+            )
+        return self._ref(status)
+
+    def _poll(self, poll: Poll, caps: Capabilities) -> object:
+        wanted = int((poll.closes_at - self._clock()).total_seconds())
+        seconds = caps.clamp_poll_seconds(wanted)
+        if seconds != wanted:
+            log.warning(
+                "poll length %d s is outside what %s allows; using %d s",
+                wanted,
+                caps.domain,
+                seconds,
+            )
+        return self._client.make_poll(list(poll.options), expires_in=seconds, multiple=False)
+
+    def _ref(self, status: object) -> PostRef:
+        remote_id = as_str(get(status, "id"))
+        poll_id = as_str(get(status, "poll", "id"))
+        if poll_id:
+            self._poll_ids[remote_id] = poll_id
+        url = get(status, "url") or get(status, "uri")
+        return PostRef(self.name, remote_id, as_str(url) or None)
+
+    def _account_id(self) -> str:
+        if self._me is None:
+
+            def read() -> object:
+                with translated(self._client, "reading the bot's own account"):
+                    return self._client.account_verify_credentials()
+
+            self._me = as_str(get(self._again(read), "id"))
+        return self._me
+
+    def _find_existing(self, post: OutgoingPost) -> PostRef | None:
+        me = self._account_id()
+
+        def read() -> object:
+            with translated(self._client, "looking for an earlier attempt"):
+                return self._client.account_statuses(me, limit=_LOOKUP_LIMIT)
+
+        recent = self._again(read)
+        parent = post.in_reply_to or ""
+        text = comparable(post.text)
+        for status in items(recent):
+            if get(status, "reblog") is not None:
+                continue
+            if as_str(get(status, "in_reply_to_id")) != parent:
+                continue
+            if comparable(html_to_text(as_str(get(status, "content")))) == text:
+                return self._ref(status)
+        return None
+
+    # -- reading --------------------------------------------------------------------
+
+    def fetch_replies(self, posts: tuple[PostRef, ...]) -> list[Reply]:
+        wanted = list(dict.fromkeys(p.remote_id for p in posts if p.platform == self.name))
+        if not wanted:
+            return []
+        me = self._account_id()
+        domain = self.capabilities().domain
+        statuses: list[object] = []
+        for remote_id in wanted:
+            statuses += self._again(partial(self._descendants, remote_id))
+        statuses += self._again(self._mentions)
+        replies: dict[str, Reply] = {}
+        for status in statuses:
+            reply = self._reply(status, set(wanted), me, domain)
+            if reply is not None and reply.remote_id not in replies:
+                replies[reply.remote_id] = reply
+        return sorted(replies.values(), key=lambda r: (r.posted_at, len(r.remote_id), r.remote_id))
+
+    def _descendants(self, remote_id: str) -> list[object]:
+        with translated(self._client, f"reading replies to {remote_id}"):
+            try:
+                return self._read_context(remote_id)
+            except MastodonNotFoundError:
+                # A deleted post must not stop the replies to the others from being read.
+                log.warning("Mastodon status %s is gone; no replies read from it", remote_id)
+                return []
+
+    def _read_context(self, remote_id: str) -> list[object]:
+        context = self._client.status_context(remote_id)
+        waited = 0.0
+        for _ in range(_REFRESH_RETRIES):
+            # Mastodon >= 4.4 may still be fetching remote replies (Mastodon-Async-Refresh).
+            info = self._client.get_async_refresh_info(context)
+            if info is None:
+                break
+            hint = as_int(info[1]) or 1
+            pause = min(float(hint), _REFRESH_BUDGET_S / _REFRESH_RETRIES)
+            pause = min(pause, _REFRESH_BUDGET_S - waited)
+            if pause <= 0:
+                break
+            self._sleep(pause)
+            waited += pause
+            context = self._client.status_context(remote_id)
+        return items(get(context, "descendants"))
+
+    def _mentions(self) -> list[object]:
+        with translated(self._client, "reading mentions"):
+            notes = self._client.notifications(types=["mention"], limit=80)
+        # Servers that ignore types[] send every kind: keep the mentions only.
+        found = (get(n, "status") for n in items(notes) if get(n, "type") == "mention")
+        return [status for status in found if status is not None]
+
+    def _reply(self, status: object, wanted: set[str], me: str, domain: str) -> Reply | None:
+        parent = as_str(get(status, "in_reply_to_id"))
+        account = get(status, "account")
+        if parent not in wanted or as_str(get(account, "id")) == me:
+            return None
+        acct = as_str(get(account, "acct")) or as_str(get(account, "username"))
+        return Reply(
+            platform=self.name,
+            remote_id=as_str(get(status, "id")),
+            author_handle=acct if "@" in acct else f"{acct}@{domain}",
+            author_name=as_str(get(account, "display_name")) or as_str(get(account, "username")),
+            text=as_str(get(status, "content")),
+            in_reply_to=parent,
+            posted_at=as_utc(get(status, "created_at"), self._clock()),
+            likes=as_int(get(status, "favourites_count")) or 0,
+            boosts=as_int(get(status, "reblogs_count")) or 0,
+        )
+
+    def fetch_tally(self, poll: PostRef) -> PollTally:
+        poll_id = self._poll_ids.get(poll.remote_id)
+
+        def read() -> object:
+            with translated(self._client, f"reading the poll of {poll.remote_id}"):
+                if poll_id is not None:
+                    return self._client.poll(poll_id)
+                return get(self._client.status(poll.remote_id), "poll")
+
+        data = self._again(read)
+        if data is None:
+            raise PermanentError(f"Mastodon status {poll.remote_id} has no poll")
+        self._poll_ids[poll.remote_id] = as_str(get(data, "id"))
+        counts = tuple(as_int(get(o, "votes_count")) or 0 for o in items(get(data, "options")))
+        votes = as_int(get(data, "votes_count"))
+        voters = as_int(get(data, "voters_count"))
+        if voters is None:  # older servers; a multiple-choice poll has at least max(counts)
+            multiple = bool(get(data, "multiple"))
+            voters = max(counts, default=0) if multiple else (votes or sum(counts))
+        return PollTally(
+            self.name,
+            counts,
+            voters=voters,
+            closed=bool(get(data, "expired")),
+            extra={"votes": votes if votes is not None else sum(counts)},
+        )
