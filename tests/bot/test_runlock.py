@@ -19,7 +19,7 @@ from tests.bot.conftest import small_config, write_config
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = (
     "import sys, time\n"
-    "from bot.runlock import RunLock\n"
+    "from bot.loop.runlock import RunLock\n"
     "RunLock(sys.argv[1]).acquire()\n"
     "print('held', flush=True)\n"
     "time.sleep(120)\n"
