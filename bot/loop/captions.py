@@ -48,7 +48,22 @@ def clip_caption(
 
 
 def alt_text(narration: str, credits: Sequence[str]) -> str:
-    text = "Narrated still image with subtitles. Narration: " + narration
+    """The clip's alt text: what it shows (a narrated still with subtitles) and what is said."""
+    return _described("A narrated still image with subtitles. Narration: ", narration, credits)
+
+
+def still_alt_text(narration: str, credits: Sequence[str]) -> str:
+    """The alt text of the still posted where a server takes no video: no sound, no subtitles,
+    so the narration it stands in for is given in full."""
+    return _described(
+        "A still image from the episode (this server takes no video). The episode's narration: ",
+        narration,
+        credits,
+    )
+
+
+def _described(lead: str, narration: str, credits: Sequence[str]) -> str:
+    text = lead + narration
     credit = _credit_line(credits)
     if credit:
         text += " " + credit
@@ -59,7 +74,8 @@ def poll_caption(question: str, options: Sequence[PollOption], max_chars: int, n
     """The poll post. Every round's text differs (X refuses a repeated post as a duplicate)."""
     invite = "Vote, or reply with your own idea: the best replies shape the next episode."
     lines = [question, ""]
-    lines += [f"{o.position}. {o.beat}" for o in options]
+    # The labels, exactly as the poll's buttons read (the beat behind one may be longer).
+    lines += [f"{o.position}. {o.label}" for o in options]
     full = "\n".join([*lines, "", invite])
     if len(full) <= max_chars:
         return full

@@ -36,7 +36,12 @@ def payload_of(post: OutgoingPost) -> dict[str, Any]:
     return {
         "text": post.text,
         "media": [
-            {"path": str(m.path), "alt_text": m.alt_text, "mime_type": m.mime_type}
+            {
+                "path": str(m.path),
+                "alt_text": m.alt_text,
+                "mime_type": m.mime_type,
+                "still_alt_text": m.still_alt_text,
+            }
             for m in post.media
         ],
         "poll": {"options": list(post.poll.options), "closes_at": post.poll.closes_at.isoformat()}
@@ -53,7 +58,12 @@ def outgoing(row: Post, in_reply_to: str | None) -> OutgoingPost:
         text=str(data.get("text", "")),
         in_reply_to=in_reply_to,
         media=tuple(
-            Media(Path(m["path"]), m["alt_text"], m.get("mime_type", "video/mp4"))
+            Media(
+                Path(m["path"]),
+                m["alt_text"],
+                m.get("mime_type", "video/mp4"),
+                m.get("still_alt_text", ""),
+            )
             for m in data.get("media", ())
         ),
         poll=Poll(tuple(poll["options"]), datetime.fromisoformat(poll["closes_at"]))

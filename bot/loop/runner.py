@@ -18,7 +18,7 @@ from bot.ideas.embeddings_openai import Embedder, embed_new
 from bot.ideas.harvest import harvest, second_opinion
 from bot.ideas.moderation_openai import Classifier
 from bot.loop import failpoints, rounds
-from bot.loop.captions import alt_text, clip_caption, poll_caption
+from bot.loop.captions import alt_text, clip_caption, poll_caption, still_alt_text
 from bot.loop.jobs import JobQueue
 from bot.loop.outbox import Outbox, ensure_post, idempotency_key
 from bot.platforms.base import Limits, Media, OutgoingPost, Platform, Poll, PostRef
@@ -578,6 +578,7 @@ class StoryRunner:
                     Media(
                         self.media_root / (episode.video_path or ""),
                         alt_text(episode.narration or "", credits),
+                        still_alt_text=still_alt_text(episode.narration or "", credits),
                     ),
                 ),
             )

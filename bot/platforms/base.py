@@ -26,6 +26,8 @@ class Media:
     path: Path
     alt_text: str
     mime_type: str = "video/mp4"
+    # Where a server takes no video and the clip's still goes instead, the still's alt text.
+    still_alt_text: str = ""
 
 
 @dataclass(frozen=True)

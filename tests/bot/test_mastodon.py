@@ -121,6 +121,12 @@ def poll_post(parent: str, closes_at: datetime, key: str = "salt:1:poll:mastodon
 INSTANCE_V2 = ("test_instance.yaml", "GET", "/api/v2/instance")
 
 
+def instance_v2() -> dict[str, Any]:
+    """The recorded v2 instance document, answering the adapter's request (no trailing slash:
+    Mastodon.py adds one, which Takahe and others answer with 404)."""
+    return retarget(recorded(*INSTANCE_V2), "GET", "/api/v2/instance")
+
+
 def not_found(path: str) -> dict[str, Any]:
     """Mastodon's documented 404 (no cassette records one): {"error": "Record not found"}."""
     return {
@@ -137,10 +143,10 @@ def test_limits_and_capabilities_from_recorded_instance_v2(
     tmp_path: Path, fake_time: FakeTime
 ) -> None:
     platform, session = recorded_platform(fake_time)
-    with replay(tmp_path, recorded(*INSTANCE_V2)):
+    with replay(tmp_path, instance_v2()):
         limits = platform.limits()
         assert platform.limits() == limits  # read once
-    assert session.calls() == ["GET api/v2/instance/"]
+    assert session.calls() == ["GET api/v2/instance"]
     assert limits == Limits(
         max_poll_options=4,
         max_option_chars=50,
@@ -162,11 +168,13 @@ def test_limits_fall_back_to_instance_v1(tmp_path: Path, fake_time: FakeTime) ->
     platform, session = recorded_platform(fake_time)
     with replay(
         tmp_path,
-        not_found("/api/v2/instance/"),
-        recorded("test_instance_v1.yaml", "GET", "/api/v1/instance"),
+        not_found("/api/v2/instance"),
+        retarget(
+            recorded("test_instance_v1.yaml", "GET", "/api/v1/instance"), "GET", "/api/v1/instance"
+        ),
     ):
         limits = platform.limits()
-    assert session.calls() == ["GET api/v2/instance/", "GET api/v1/instance/"]
+    assert session.calls() == ["GET api/v2/instance", "GET api/v1/instance"]
     assert platform.capabilities().source == "v1"
     assert platform.capabilities().domain == "localhost:3000"
     assert (limits.max_poll_options, limits.max_post_chars, limits.accepts_video) == (4, 500, True)
@@ -191,7 +199,7 @@ def test_poll_published_and_tallied_from_recorded_traffic(
     )
     with replay(
         tmp_path,
-        recorded(*INSTANCE_V2),
+        instance_v2(),
         recorded("test_polls.yaml", "POST", "/api/v1/statuses"),
         recorded("test_polls.yaml", "GET", "/api/v1/polls/1", 0),
         recorded("test_polls.yaml", "GET", "/api/v1/polls/1", 1),
@@ -225,7 +233,7 @@ def test_plain_status_with_content_warning_from_recorded_traffic(
 ) -> None:
     platform, session = recorded_platform(fake_time, spoiler_text="Content warning")
     cassette = "test_status_post[Content warning-public].yaml"
-    with replay(tmp_path, recorded(*INSTANCE_V2), recorded(cassette, "POST", "/api/v1/statuses")):
+    with replay(tmp_path, instance_v2(), recorded(cassette, "POST", "/api/v1/statuses")):
         ref = platform.publish(OutgoingPost("salt:0:note:mastodon", "Toot!"))
     assert ref.remote_id == "117020586000687987"
     _, _, sent = session.sent[-1]
@@ -249,7 +257,7 @@ def test_refused_status_is_permanent_whatever_the_language(
     )
     platform, _ = recorded_platform(fake_time)
     with (
-        replay(tmp_path, recorded(*INSTANCE_V2), refused),
+        replay(tmp_path, instance_v2(), refused),
         pytest.raises(PermanentError, match="HTTP 422: バリデーション"),
     ):
         platform.publish(OutgoingPost("k", "short"))
@@ -264,7 +272,7 @@ def media_interactions() -> list[dict[str, Any]]:
         "GET",
         f"/api/v1/media/{media_id}",
     )
-    return [recorded(*INSTANCE_V2), upload, processing, processing]
+    return [instance_v2(), upload, processing, processing]
 
 
 def test_video_is_posted_only_once_processing_is_done(
@@ -286,7 +294,7 @@ def test_video_is_posted_only_once_processing_is_done(
 
     assert ref.remote_id == "117020576440066974"
     assert session.calls() == [
-        "GET api/v2/instance/",
+        "GET api/v2/instance",
         "POST api/v2/media",
         "GET api/v1/media/117020575776246986",  # 206
         "GET api/v1/media/117020575776246986",  # 206
@@ -332,7 +340,7 @@ def test_replies_from_recorded_statuses(tmp_path: Path, fake_time: FakeTime) -> 
     platform, session = recorded_platform(fake_time)
     with replay(
         tmp_path,
-        recorded(*INSTANCE_V2),
+        instance_v2(),
         me,
         context,
         recorded("test_notifications_mentions_only.yaml", "GET", "/api/v1/notifications"),
@@ -450,15 +458,27 @@ def test_publishing_twice_makes_one_status(tmp_path: Path, episode: Path, ignore
 
 
 @pytest.mark.parametrize(
-    "version", ["2.7.2 (compatible; Pleroma 2.5.0)", "4.2.0+glitch", "0.17.3 git-ccdb5bb"]
+    ("version", "software"),
+    [
+        ("2.7.2 (compatible; Pleroma 2.5.0)", "pleroma"),
+        ("3.0.0 (compatible; Akkoma 3.13.2)", "akkoma"),
+        ("4.2.0+glitch", "glitch"),
+        ("4.0.2+hometown-1.1.1", "hometown"),
+        ("takahe/0.11.0", "takahe"),
+        ("2023.12.2 (compatible; Misskey 2023.12.2)", "misskey"),
+        ("4.6.4", "mastodon"),
+    ],
 )
-def test_servers_with_odd_versions(tmp_path: Path, episode: Path, version: str) -> None:
+def test_servers_with_odd_versions(
+    tmp_path: Path, episode: Path, version: str, software: str
+) -> None:
     with MockMastodon(tmp_path, version=version) as mock:
         platform = MastodonPlatform(mock.base_url, "alice_token")
         platform.publish(clip_post(episode))
         assert platform.capabilities().version == version
+        assert platform.capabilities().software == software  # named in logs and the doctor
         assert "POST /api/v2/media" in mock.seen  # not v1, whatever the version claims
-        assert mock.seen.count("GET /api/v2/instance/") == 1  # no version probing
+        assert mock.seen.count("GET /api/v2/instance") == 1  # no version probing, no trailing slash
 
 
 def image_only_instance() -> dict[str, Any]:
@@ -483,13 +503,59 @@ def test_image_only_server_gets_the_still(
     assert "posting the still image" in caplog.text
     attachment = server.client("bob").status(ref.remote_id).media_attachments[0]
     assert attachment.type == "image"
-    assert attachment.description == "Narrated still image. Narration: the miners dig."
+    # The still stands alone: its alt text says so, and still carries the narration.
+    assert attachment.description == (
+        "Still image from the episode (this server takes no video). "
+        "Narrated still image. Narration: the miners dig."
+    )
     assert requests.get(attachment.url, timeout=10).content == PNG
 
     (episode / "still.png").unlink()
     with pytest.raises(PermanentError, match=r"still\.png"):
         platform.publish(clip_post(episode, "salt:2:clip:mastodon", "Episode 2: " + CAPTION))
     assert server.seen.count("POST /api/v2/media") == 1
+
+
+def unlisted_media_instance() -> dict[str, Any]:
+    """The recorded v2 instance of a server that does not say which media types it takes."""
+    data: dict[str, Any] = body(recorded(*INSTANCE_V2))
+    del data["configuration"]["media_attachments"]["supported_mime_types"]
+    return data
+
+
+def test_a_server_that_refuses_video_gets_stills_from_then_on(
+    server: MockMastodon, episode: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As Takahe answers an MP4 upload: 500 with an HTML page, where no media types are listed.
+    server.fault(r"^/api/v2/instance/?$", status=200, body=unlisted_media_instance())
+    platform = MastodonPlatform(server.base_url, "alice_token")
+    assert not platform.capabilities().media_known
+    server.fault(r"^/api/v2/media/?$", methods=["POST"], status=500, body="Internal Error", count=1)
+    with caplog.at_level(logging.WARNING, logger="bot.platforms"):
+        first = platform.publish(clip_post(episode))
+    assert "refused the video upload" in caplog.text
+    assert platform.video_refused
+    second = platform.publish(clip_post(episode, "salt:2:clip:mastodon", "Episode 2: " + CAPTION))
+    kinds = [
+        server.client("bob").status(ref.remote_id).media_attachments[0].type
+        for ref in (first, second)
+    ]
+    assert kinds == ["image", "image"]
+    # One refused video, then a still each time: the refusal is remembered, not retried.
+    assert server.seen.count("POST /api/v2/media") == 3
+
+
+def test_a_500_on_video_from_a_server_that_lists_video_is_an_outage(
+    server: MockMastodon, episode: Path, fake_time: FakeTime
+) -> None:
+    platform = MastodonPlatform(
+        server.base_url, "alice_token", clock=fake_time, sleep=fake_time.sleep
+    )
+    assert platform.capabilities().accepts_video and platform.capabilities().media_known
+    server.fault(r"^/api/v2/media/?$", methods=["POST"], status=500, count=3)
+    with pytest.raises(TransientError):
+        platform.publish(clip_post(episode))
+    assert not platform.video_refused
 
 
 def test_mastodon_async_refresh_is_retried_briefly(
@@ -607,27 +673,55 @@ def test_unreachable_server_is_transient_and_limits_fall_back(
     assert "default Mastodon limits" in caplog.text
     with pytest.raises(TransientError) as caught:
         platform.publish(OutgoingPost("k", "short"))
-    assert isinstance(caught.value.__cause__, MastodonNetworkError)
+    assert isinstance(caught.value.__cause__, requests.RequestException | MastodonNetworkError)
 
 
-def test_limits_retry_the_server_after_a_minute(server: MockMastodon, fake_time: FakeTime) -> None:
-    server.fault(r"^/api/v2/instance/?$", status=503, count=3)
+def test_a_failing_v2_instance_falls_back_to_v1_at_once(
+    server: MockMastodon, fake_time: FakeTime
+) -> None:
+    # Takahe answers 500 on v2 while its admin has no identity; v1 still works there.
+    server.fault(r"^/api/v2/instance/?$", status=500, count=5)
     platform = MastodonPlatform(
         server.base_url, "alice_token", clock=fake_time, sleep=fake_time.sleep
     )
-    assert platform.limits() == Limits()  # three tries, then the defaults
-    assert fake_time.slept == [0.5, 2.0]
-    assert platform.limits() == Limits()  # not asked again straight away
-    assert server.seen.count("GET /api/v2/instance/") == 3
+    assert platform.limits().max_poll_options == 4
+    assert platform.capabilities().source == "v1"
+    assert server.seen.count("GET /api/v2/instance") == 1
+    assert server.seen.count("GET /api/v1/instance") == 1
+    assert not [s for s in server.seen if s.startswith("GET /api/v") and s.endswith("instance/")]
+    assert fake_time.slept == []  # no waiting on a server that answered
+
+
+def test_unreadable_instance_documents_still_let_the_bot_post(
+    server: MockMastodon, fake_time: FakeTime, episode: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.fault(r"^/api/v2/instance/?$", status=404, count=1)
+    server.fault(r"^/api/v1/instance/?$", status=200, body="<html>not json</html>", count=1)
+    platform = MastodonPlatform(
+        server.base_url, "alice_token", clock=fake_time, sleep=fake_time.sleep
+    )
+    with caplog.at_level(logging.WARNING, logger="bot.platforms"):
+        limits = platform.limits()
+    assert (limits.max_post_chars, limits.max_poll_options, limits.max_option_chars) == (
+        500,
+        4,
+        50,
+    )
+    caps = platform.capabilities()
+    assert caps.source == "defaults" and not caps.media_known
+    assert "conservative limits" in caplog.text
+    ref = platform.publish(clip_post(episode))  # posted all the same (the video is tried)
+    assert server.client("bob").status(ref.remote_id).media_attachments[0].type == "video"
+    # Read again after a minute: the documents may answer by then.
+    assert server.seen.count("GET /api/v2/instance") == 1
     fake_time.now += timedelta(seconds=61)
-    assert platform.limits().max_poll_minutes == 2629746 // 60
-    assert server.seen.count("GET /api/v2/instance/") == 4
+    assert platform.capabilities().source == "v2"
+    assert server.seen.count("GET /api/v2/instance") == 2
 
 
 def test_a_call_safe_to_repeat_is_tried_again_within_the_step(
     server: MockMastodon, fake_time: FakeTime
 ) -> None:
-    server.fault(r"^/api/v2/instance/?$", status=502, count=1)
     server.fault(r"^/api/v1/accounts/verify_credentials/?$", status=503, count=2)
     platform = MastodonPlatform(
         server.base_url, "alice_token", clock=fake_time, sleep=fake_time.sleep
@@ -635,9 +729,8 @@ def test_a_call_safe_to_repeat_is_tried_again_within_the_step(
     assert platform.limits().max_poll_minutes == 2629746 // 60
     ref = platform.publish(OutgoingPost("k1", "x" * 60))  # long: looked up before posting
     assert ref.remote_id
-    assert server.seen.count("GET /api/v2/instance/") == 2
     assert server.seen.count("GET /api/v1/accounts/verify_credentials") == 3
-    assert fake_time.slept == [0.5, 0.5, 2.0]
+    assert fake_time.slept == [0.5, 2.0]
 
 
 def test_a_failed_status_post_is_not_repeated_within_the_step(

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 from urllib.parse import urlparse
 
 from story_state.clock import utcnow
-from story_state.errors import BackendUnavailable, PermanentError, PlatformError
+from story_state.errors import (
+    BackendUnavailable,
+    PermanentError,
+    PlatformError,
+    RateLimited,
+    TransientError,
+)
 
 try:
+    import requests
     from mastodon import Mastodon
     from mastodon.errors import (
-        MastodonAPIError,
-        MastodonDeprecationWarning,
         MastodonNotFoundError,
     )
 except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
@@ -33,11 +37,12 @@ from bot.platforms.mastodon.caps import (
     as_int,
     as_str,
     as_utc,
+    conservative,
     get,
     items,
     parse_instance,
 )
-from bot.platforms.mastodon.errors import error_status, translated
+from bot.platforms.mastodon.errors import translated
 from bot.platforms.mastodon.media import MediaUploader
 from bot.platforms.mastodon.text import comparable, html_to_text
 
@@ -51,7 +56,6 @@ REQUEST_TIMEOUT_S = 60.0  # per connect/read, not per upload
 # runs; Pleroma ("2.7.2 (compatible; ...)") and GoToSocial ("0.17.x") would get v1. Every
 # current Mastodon-API server has v2 media, so the client is pinned to the Mastodon 4 API.
 _API_LEVEL = (4, 0, 0)
-_NO_V2_INSTANCE = {None, 400, 403, 404, 405, 410, 422, 501}
 _LOOKUP_LIMIT = 40  # the account's own recent statuses searched for an earlier attempt
 _UNIQUE_TEXT = 40  # root posts at least this long are looked up too
 _REFRESH_RETRIES = 2
@@ -75,6 +79,15 @@ def make_client(
     )
     client.mastodon_major, client.mastodon_minor, client.mastodon_patch = _API_LEVEL
     return client
+
+
+def _reset(response: requests.Response) -> datetime | None:
+    """When a 429 ends, from Mastodon's X-RateLimit-Reset (an ISO 8601 time)."""
+    value = response.headers.get("X-RateLimit-Reset", "")
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC) if value else None
+    except ValueError:
+        return None
 
 
 class MastodonPlatform:
@@ -119,33 +132,80 @@ class MastodonPlatform:
     # -- capabilities ---------------------------------------------------------------
 
     def capabilities(self) -> Capabilities:
-        """The server's advertised limits, read once from /api/v2/instance (or v1)."""
-        if self._caps is None:
-            self._caps = self._again(self._read_capabilities)
-            caps = self._caps
+        """The server's advertised limits, read from /api/v2/instance, else v1, else assumed.
+
+        A server whose instance documents cannot be read (404, 5xx, not JSON) still gets posts,
+        with conservative limits; those are read again after a minute. A server that cannot be
+        reached at all raises TransientError: nothing could be posted there anyway.
+        """
+        now = self._clock()
+        failed = self._caps_failed_at
+        recent = failed is not None and (now - failed).total_seconds() < _CAPS_RETRY_S
+        if self._caps is not None and (self._caps.source != "defaults" or recent):
+            return self._caps
+        caps = self._again(self._read_capabilities)
+        if caps.source == "defaults":
+            self._caps_failed_at = now
+        if self._caps is None or self._caps.source != caps.source:
             log.info(
-                "Mastodon server %s: %s %s (from /api/%s/instance), %s",
+                "Mastodon-API server %s: %s %s (%s), %s",
                 caps.domain,
-                caps.software,
+                caps.software_name,
                 caps.version,
-                caps.source,
-                "video accepted" if caps.accepts_video else "images only",
+                f"/api/{caps.source}/instance" if caps.source != "defaults" else "limits assumed",
+                "video accepted"
+                if caps.media_known and caps.accepts_video
+                else "images only"
+                if caps.media_known
+                else "media types unknown: the first video upload will tell",
             )
-        return self._caps
+        self._caps = caps
+        return caps
 
     def _read_capabilities(self) -> Capabilities:
         host = urlparse(self._instance).netloc or self._instance
-        with translated(self._client, "reading the server's limits"):
-            try:
-                return parse_instance(self._client.instance_v2(), "v2", host)
-            except MastodonAPIError as exc:
-                if error_status(exc)[0] not in _NO_V2_INSTANCE:
-                    raise
-                log.info("%s has no /api/v2/instance (%s); reading v1", host, exc)
-            with warnings.catch_warnings():
-                # v1 is deprecated on Mastodon >= 4, which is why it is only the fallback.
-                warnings.simplefilter("ignore", MastodonDeprecationWarning)
-                return parse_instance(self._client.instance_v1(), "v1", host)
+        problems = []
+        for version in ("v2", "v1"):
+            document = self._instance_document(version)
+            if isinstance(document, str):
+                problems.append(f"/api/{version}/instance: {document}")
+                log.info("%s: cannot read /api/%s/instance: %s", host, version, document)
+                continue
+            return parse_instance(document, version, host)
+        why = "; ".join(problems)
+        log.warning("%s: no readable instance document (%s); conservative limits", host, why)
+        return conservative(host, why)
+
+    def _instance_document(self, version: str) -> dict[str, object] | str:
+        """The instance document, or why it could not be read (a server answer, not a network
+        failure: those raise). Our own request, without Mastodon.py's trailing slash, which
+        Takahe and others answer with 404."""
+        client = self._client
+        url = f"{(client.api_base_url or self._instance).rstrip('/')}/api/{version}/instance"
+        headers = {"Accept": "application/json", "User-Agent": "storybot"}
+        if client.access_token:
+            headers["Authorization"] = f"Bearer {client.access_token}"
+        try:
+            response = client.session.get(url, headers=headers, timeout=client.request_timeout)
+        except requests.RequestException as exc:
+            raise TransientError(f"network error while reading the server's limits: {exc}") from exc
+        status = response.status_code
+        if status == 429:
+            raise RateLimited("rate limited while reading the server's limits", _reset(response))
+        if status == 401:
+            raise PermanentError(
+                "the Mastodon server refused the access token while reading its limits. "
+                "Get a new one with `storybot login mastodon --instance URL`."
+            )
+        if status != 200:
+            return f"HTTP {status}"
+        try:
+            document = response.json()
+        except ValueError:
+            return "the answer is not JSON"
+        if not isinstance(document, dict):
+            return "the answer is not a JSON object"
+        return document
 
     def _again(self, call: Callable[[], T]) -> T:
         """A call that is safe to repeat, tried again on a transient failure."""
@@ -168,6 +228,11 @@ class MastodonPlatform:
             self._caps_failed_at = now
             log.warning("using default Mastodon limits for now: %s", exc)
             return Limits()
+
+    @property
+    def video_refused(self) -> bool:
+        """Whether this server refused a video upload (then stills are posted instead)."""
+        return self._media.video_refused
 
     # -- publishing -----------------------------------------------------------------
 

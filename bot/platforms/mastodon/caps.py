@@ -20,6 +20,27 @@ DEFAULT_DESCRIPTION_LIMIT = 1500
 _VERSION = re.compile(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 _COMPATIBLE = re.compile(r"\(compatible;\s*([A-Za-z][\w-]*)", re.IGNORECASE)
 _PLUS_FORK = re.compile(r"\+([A-Za-z][A-Za-z-]*)")
+_NAME_SLASH = re.compile(r"^\s*([A-Za-z][\w-]*)/")  # "takahe/0.11.0"
+# Server software that speaks the Mastodon client API, as it names itself somewhere in the
+# instance document (version string, source_url); Misskey's family answers as "misskey".
+KNOWN_SOFTWARE = (
+    "takahe",
+    "gotosocial",
+    "akkoma",
+    "pleroma",
+    "hometown",
+    "glitch",
+    "sharkey",
+    "iceshrimp",
+    "firefish",
+    "catodon",
+    "misskey",
+    "snac",
+    "mitra",
+    "friendica",
+    "wordpress",
+)
+MISSKEY_FAMILY = {"misskey", "sharkey", "iceshrimp", "firefish", "catodon"}
 
 
 def get(obj: object, *path: str) -> object:
@@ -71,7 +92,7 @@ class Capabilities:
     software: str  # best guess: mastodon, glitch, hometown, pleroma, akkoma, gotosocial, ...
     api_version: tuple[int, int, int]  # the Mastodon API level the version string claims
     domain: str  # the part after @ in local handles
-    source: str  # "v2" or "v1": which instance endpoint answered
+    source: str  # "v2" or "v1": which instance endpoint answered; "defaults": neither did
     max_post_chars: int = 500
     max_media_attachments: int = 4
     max_poll_options: int = 4
@@ -89,6 +110,20 @@ class Capabilities:
     @property
     def accepts_video(self) -> bool:
         return self.accepts("video/mp4")
+
+    @property
+    def media_known(self) -> bool:
+        """Whether the server said which media types it takes (else the first upload tells)."""
+        return bool(self.media_mime_types)
+
+    @property
+    def software_name(self) -> str:
+        """For people: "Takahe", "GoToSocial", "Misskey (sharkey)", "unknown software"."""
+        names = {"gotosocial": "GoToSocial", "glitch": "glitch-soc", "wordpress": "WordPress"}
+        name = names.get(self.software, self.software.capitalize())
+        if self.software in MISSKEY_FAMILY - {"misskey"}:
+            return f"{name} (Misskey family)"
+        return name if self.software != "unknown" else "unknown software"
 
     def limits(self) -> Limits:
         low = max(1, math.ceil(self.min_poll_seconds / 60))
@@ -115,15 +150,29 @@ def parse_version(version: str) -> tuple[int, int, int]:
 
 
 def guess_software(version: str, source_url: str = "") -> str:
-    if "gotosocial" in source_url.lower() or "gotosocial" in version.lower():
-        return "gotosocial"
+    """The server software's name from what the instance document says about itself."""
     compatible = _COMPATIBLE.search(version)
-    if compatible:
+    if compatible:  # "2.7.2 (compatible; Pleroma 2.5.0)", "3.0.0 (compatible; Akkoma 3.9)"
         return compatible.group(1).lower()
+    named = _NAME_SLASH.match(version)
+    if named:  # "takahe/0.11.0"
+        return named.group(1).lower()
+    lowered = f"{version} {source_url}".lower()
+    for name in KNOWN_SOFTWARE:
+        if name in lowered:
+            return name
     fork = _PLUS_FORK.search(version)
     if fork:
         return fork.group(1).lower().rstrip("-")
     return "mastodon" if parse_version(version)[0] >= 1 else "unknown"
+
+
+def conservative(domain: str, why: str) -> Capabilities:
+    """What to assume when no instance document can be read: Mastodon's smallest limits.
+
+    The media types stay unknown, so the first video upload finds out (and is remembered).
+    """
+    return Capabilities(f"unknown ({why})", "unknown", (0, 0, 0), domain, "defaults")
 
 
 def _host(value: str) -> str:

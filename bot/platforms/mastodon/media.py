@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from mastodon import Mastodon
+from mastodon.errors import MastodonAPIError
 
 from bot.platforms._retry import CALL_PAUSES_S, again_on_transient
 from bot.platforms.base import Media
 from bot.platforms.mastodon.caps import Capabilities, as_str, get
-from bot.platforms.mastodon.errors import translated
+from bot.platforms.mastodon.errors import error_status, translated
 from story_state.errors import PermanentError, RateLimited, TransientError
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,16 @@ UPLOADS_PER_WINDOW = 30  # Mastodon's media rate limit: 30 uploads per 30 minute
 UPLOAD_WINDOW = timedelta(minutes=30)
 _FIRST_POLL_S = 1.0
 _MAX_POLL_S = 15.0
+# What a server that takes no video answers to one: Mastodon 422 or 415; Takahe and others
+# 500. A 500 only counts where the server did not list its media types (else it is an outage).
+_TYPE_REFUSED = {415, 422}
+_TYPE_REFUSED_UNLISTED = {500}
+STILL_ALT_PREFIX = "Still image from the episode (this server takes no video)."
+
+
+class _VideoRefused(Exception):
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -56,6 +67,8 @@ class MediaUploader:
         self._sleep = sleep
         self._deadline_s = deadline_s
         self._recent: deque[datetime] = deque()  # upload attempts inside the window
+        # Learnt from this server's own answer to a video upload; kept while the process runs.
+        self.video_refused = False
 
     def upload_all(self, media: tuple[Media, ...], caps: Capabilities) -> list[str]:
         """Media ids, each processed and ready to attach; nothing is uploaded over budget."""
@@ -86,13 +99,18 @@ class MediaUploader:
             if not caps.accepts(mime):
                 raise PermanentError(f"{caps.domain} does not accept {mime} uploads")
             return media.path, mime
-        if caps.accepts(mime) and not _too_big(media.path, caps.video_size_limit):
+        if (
+            caps.accepts(mime)
+            and not self.video_refused
+            and not _too_big(media.path, caps.video_size_limit)
+        ):
             return media.path, mime
-        reason = (
-            f"does not accept {mime}"
-            if not caps.accepts(mime)
-            else f"takes videos up to {caps.video_size_limit} bytes"
-        )
+        if self.video_refused:
+            reason = f"refused a {mime} upload earlier"
+        elif not caps.accepts(mime):
+            reason = f"does not accept {mime}"
+        else:
+            reason = f"takes videos up to {caps.video_size_limit} bytes"
         still = media.path.with_name(STILL_NAME)
         if not still.is_file() or not caps.accepts("image/png"):
             raise PermanentError(f"{caps.domain} {reason} and there is no {still} to post instead")
@@ -109,7 +127,44 @@ class MediaUploader:
 
     def _upload(self, media: Media, caps: Capabilities) -> str:
         path, mime = self.choose(media, caps)
+        try:
+            return self._upload_file(path, mime, self._alt_text(media, path), caps)
+        except _VideoRefused as refused:
+            # The server's answer is the truth about what it takes: remember it, post the still.
+            self.video_refused = True
+            log.warning(
+                "%s (%s) refused the video upload (%s): posting stills from now on",
+                caps.domain,
+                caps.software_name,
+                refused,
+            )
+            path, mime = self.choose(media, caps)
+            return self._upload_file(path, mime, self._alt_text(media, path), caps)
+
+    @staticmethod
+    def _alt_text(media: Media, path: Path) -> str:
+        """The video's alt text, or the still's where the still goes instead of the clip."""
+        if path == media.path:
+            return media.alt_text
+        return media.still_alt_text or f"{STILL_ALT_PREFIX} {media.alt_text}"
+
+    def _upload_file(self, path: Path, mime: str, alt: str, caps: Capabilities) -> str:
         self._recent.append(self._clock())
+        refused = _TYPE_REFUSED | (set() if caps.media_known else _TYPE_REFUSED_UNLISTED)
+
+        def send(upload: object) -> object:
+            try:
+                return self._client.media_post(
+                    upload,
+                    mime_type=mime,
+                    description=_truncate(alt, caps.description_limit),
+                    file_name=path.name,
+                )
+            except MastodonAPIError as exc:
+                status, message = error_status(exc)
+                if mime.startswith("video/") and status in refused:
+                    raise _VideoRefused(status, message) from exc
+                raise
 
         def post() -> object:
             with translated(self._client, f"uploading {path.name}"):
@@ -118,12 +173,7 @@ class MediaUploader:
                 except OSError as exc:
                     raise PermanentError(f"cannot read {path}: {exc}") from exc
                 with upload:
-                    return self._client.media_post(
-                        upload,
-                        mime_type=mime,
-                        description=_truncate(media.alt_text, caps.description_limit),
-                        file_name=path.name,
-                    )
+                    return send(upload)
 
         attachment = again_on_transient(post, self._sleep, self._pauses)
         media_id = as_str(get(attachment, "id"))
