@@ -43,6 +43,17 @@ def write_env_var(path: Path, name: str, value: str) -> None:
         raise
 
 
+def default_env_file(ctx: click.Context) -> Path:
+    """The env file the other commands read: --env-file of `storybot`, else the .env beside the
+    config file (not the current folder, which may be anywhere)."""
+    obj = ctx.find_object(dict) or {}
+    chosen = obj.get("env_file")
+    if isinstance(chosen, Path):
+        return chosen
+    config_path = Path(obj.get("config_path") or "config.toml")
+    return config_path.resolve().parent / ".env"
+
+
 @click.group()
 def login() -> None:
     """Get access tokens for the bot's social accounts."""
@@ -55,9 +66,9 @@ def login() -> None:
 @click.option(
     "--env-file",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=".env",
-    show_default=True,
-    help="Where to store the token (created with mode 0600; other lines are kept).",
+    default=None,
+    help="Where to store the token (created with mode 0600; other lines are kept) "
+    "[default: the .env beside the config, which every other command reads].",
 )
 @click.option(
     "--env-var",
@@ -68,8 +79,12 @@ def login() -> None:
 @click.option(
     "--scopes", default="read write", show_default=True, help="OAuth scopes, space-separated."
 )
-def mastodon(instance: str, env_file: Path, env_var: str, scopes: str) -> None:
+@click.pass_context
+def mastodon(
+    ctx: click.Context, instance: str, env_file: Path | None, env_var: str, scopes: str
+) -> None:
     """Authorise storybot on a Mastodon account and store the access token."""
+    env_file = env_file or default_env_file(ctx)
     try:
         from mastodon import Mastodon
         from mastodon.errors import MastodonError

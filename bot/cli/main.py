@@ -41,7 +41,9 @@ def cli(ctx: click.Context, config_path: Path, env_file: Path | None, verbose: b
     if env_file.is_file():
         # Variables already set in the environment win over the file.
         load_dotenv(env_file, override=False)
-    ctx.ensure_object(dict)["config_path"] = config_path
+    obj = ctx.ensure_object(dict)
+    obj["config_path"] = config_path
+    obj["env_file"] = env_file  # where every command reads secrets, and `login` writes them
 
 
 COMMANDS: tuple[click.Command, ...] = (

@@ -29,6 +29,7 @@ class Status(StrEnum):
     OK = "ok"
     WARN = "warn"  # works, with something missing: the row says what happens instead
     FAIL = "fail"  # needed and broken: storybot cannot run like this
+    UNKNOWN = "unknown"  # could not be verified: it may work, but nothing showed that it does
 
 
 @dataclass(frozen=True)

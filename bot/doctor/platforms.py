@@ -12,90 +12,18 @@ from typing import Any
 
 from bot.config import Config
 from bot.doctor.checks import Check, Status, guarded
-from bot.platforms.base import Limits, Platform
+from bot.doctor.limits import limits_rows, video_row
+from bot.doctor.mastodon import mastodon_rows
+from bot.platforms.base import Platform
 from story_state.errors import PermanentError, PlatformError, RateLimited
 
 XCall = Callable[..., dict[str, Any]]
-STILL_INSTEAD = "the server takes no video: the still is posted instead, narration as its alt text"
-
-
-def _span(minutes: int) -> str:
-    if minutes >= 2 * 1440:
-        return f"{round(minutes / 1440)} days"
-    if minutes >= 120:
-        return f"{round(minutes / 60)} h"
-    return f"{minutes} min"
-
-
-def limits_rows(area: str, limits: Limits, round_minutes: int, video_note: str) -> list[Check]:
-    """Posts, polls and video, as the platform's ``limits()`` says."""
-    rows = [Check(area, "posts", Status.OK, f"up to {limits.max_post_chars} characters")]
-    if limits.max_poll_options < 2:
-        rows.append(Check(area, "polls", Status.WARN, "no polls: votes come from elsewhere"))
-    else:
-        low, high = limits.min_poll_minutes, limits.max_poll_minutes
-        polls = (
-            f"{limits.max_poll_options} options of up to {limits.max_option_chars} characters, "
-            f"open {_span(low)} to {_span(high)}"
-        )
-        status = Status.OK
-        if not low <= round_minutes <= high:
-            status = Status.WARN
-            cut = min(max(round_minutes, low), high)
-            polls += f"; rounds of {round_minutes} min get polls of {cut} min"
-        rows.append(Check(area, "polls", status, polls))
-    if limits.accepts_video:
-        rows.append(Check(area, "video", Status.OK, "clips are posted as video"))
-    else:
-        rows.append(Check(area, "video", Status.WARN, video_note))
-    return rows
 
 
 def _readers_note(readers: Sequence[str]) -> str:
     if readers:
         return f"votes and ideas come from {', '.join(readers)}"
     return "no other platform reads them: no votes or ideas will be counted"
-
-
-# -- mastodon ---------------------------------------------------------------------------
-
-
-def _mastodon_account(platform: Platform) -> Check:
-    from bot.platforms.mastodon.errors import translated
-
-    client = getattr(platform, "_client", None)
-    if client is None:
-        return Check("mastodon", "credentials", Status.WARN, "not checked (no client)")
-    try:
-        with translated(client, "reading the bot's account"):
-            account = client.account_verify_credentials()
-    except PlatformError as exc:
-        return Check("mastodon", "credentials", Status.FAIL, str(exc))
-    acct = account["acct"] if "acct" in account else account.get("username", "?")
-    return Check("mastodon", "credentials", Status.OK, f"logged in as @{acct}")
-
-
-def mastodon_rows(platform: Platform, config: Config) -> list[Check]:
-    rows = [_mastodon_account(platform)]
-    caps_of = getattr(platform, "capabilities", None)
-    caps = None
-    if callable(caps_of):
-        try:
-            caps = caps_of()
-        except PlatformError as exc:
-            why = f"cannot read the server's limits ({exc}): Mastodon's defaults are assumed"
-            rows.append(Check("mastodon", "server", Status.WARN, why))
-    if caps is not None:
-        where = f"{caps.software} {caps.version} at {caps.domain} (/api/{caps.source}/instance)"
-        rows.append(Check("mastodon", "server", Status.OK, where))
-    rows += limits_rows("mastodon", platform.limits(), config.story.round_minutes, STILL_INSTEAD)
-    if caps is not None and not caps.accepts_video and not caps.accepts("image/png"):
-        why = "the server takes neither video/mp4 nor image/png: clips cannot be posted"
-        refused = Check("mastodon", "video", Status.FAIL, why)
-        rows = [refused if r.item == "video" else r for r in rows]
-    reads = "thread context and mentions, likes, boosts and poll results"
-    rows.append(Check("mastodon", "replies and polls", Status.OK, f"read: {reads}"))
-    return rows
 
 
 # -- x ----------------------------------------------------------------------------------
@@ -156,7 +84,8 @@ def x_rows(platform: Platform, config: Config, readers: Sequence[str]) -> list[C
     else:
         rows.append(Check("x", "credentials", Status.WARN, "not checked (no API client)"))
     limits = platform.limits()
-    rows += limits_rows("x", limits, config.story.round_minutes, "")
+    rows += limits_rows("x", limits, config.story.round_minutes)
+    rows.append(video_row("x", limits, ""))
     if not limits.can_read:
         why = (
             "post-only (platforms.x.post_only = true): reading replies and polls needs a paid "
@@ -179,7 +108,8 @@ def other_rows(name: str, platform: Platform, config: Config) -> list[Check]:
         where = "posts, polls, replies, likes and votes kept in the story database"
         rows.append(Check(name, "sandbox", Status.OK, where))
     limits = platform.limits()
-    rows += limits_rows(name, limits, config.story.round_minutes, "clips go out without video")
+    rows += limits_rows(name, limits, config.story.round_minutes)
+    rows.append(video_row(name, limits, "clips go out without video"))
     reading = Status.OK if limits.can_read else Status.WARN
     rows.append(
         Check(name, "replies and polls", reading, "read" if limits.can_read else "not read")
@@ -188,11 +118,11 @@ def other_rows(name: str, platform: Platform, config: Config) -> list[Check]:
 
 
 def platform_rows(
-    name: str, platform: Platform, config: Config, readers: Sequence[str]
+    name: str, platform: Platform, config: Config, readers: Sequence[str], *, probe: bool = False
 ) -> list[Check]:
     """Every row for one platform; any error becomes a row, never a traceback."""
     if name == "mastodon":
-        return guarded(name, lambda: mastodon_rows(platform, config))
+        return guarded(name, lambda: mastodon_rows(platform, config, probe=probe))
     if name == "x":
         return guarded(name, lambda: x_rows(platform, config, readers))
     return guarded(name, lambda: other_rows(name, platform, config))

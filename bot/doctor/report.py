@@ -46,7 +46,12 @@ __all__ = ["Check", "DoctorReport", "Status", "report_for", "run_doctor"]
 
 PLATFORM_ORDER = ("local", "mastodon", "x")
 _RANK = {"local": 0, "mastodon": 1, "x": 9}  # x last: its post-only row names the readers
-_MARKS = {Status.OK: ("ok", "green"), Status.WARN: ("warn", "yellow"), Status.FAIL: ("FAIL", "red")}
+_MARKS = {
+    Status.OK: ("ok", "green"),
+    Status.WARN: ("warn", "yellow"),
+    Status.FAIL: ("FAIL", "red"),
+    Status.UNKNOWN: ("??", "magenta"),
+}
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,17 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        """True when nothing storybot needs is broken (warnings allowed)."""
-        return not self.failures
+        """True when everything storybot needs was shown to work (warnings allowed): nothing
+        broken and nothing left unverified."""
+        return not self.failures and not self.unknowns
 
     @property
     def failures(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.status is Status.FAIL)
+
+    @property
+    def unknowns(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.status is Status.UNKNOWN)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +96,14 @@ class DoctorReport:
         if self.failures:
             broken = ", ".join(f"{c.area} {c.item}" for c in self.failures)
             lines.append(f"{len(self.failures)} to fix before storybot can run: {broken}")
+        if self.unknowns:
+            unsure = ", ".join(f"{c.area} {c.item}" for c in self.unknowns)
+            lines.append(
+                f"{len(self.unknowns)} could not be verified: {unsure} "
+                "(`storybot doctor --probe` tries an upload)"
+            )
+        if self.failures or self.unknowns:
+            lines.append("Not everything needed is known to work: see the rows above.")
         elif warned:
             lines.append(f"Everything needed works; {warned} with limits (warn rows say why).")
         else:
@@ -147,8 +165,13 @@ def _build(config: Config, name: str) -> Platform | Check | None:
         return Check(name, "adapter", Status.FAIL, str(exc))
 
 
-def run_doctor(config: Config, *, platforms: Mapping[str, Platform] | None = None) -> DoctorReport:
-    """Check everything ``config`` needs; ``platforms`` replaces the adapters it would build."""
+def run_doctor(
+    config: Config, *, platforms: Mapping[str, Platform] | None = None, probe: bool = False
+) -> DoctorReport:
+    """Check everything ``config`` needs; ``platforms`` replaces the adapters it would build.
+
+    ``probe`` also uploads a test clip (unattached, deleted where allowed) where a server does
+    not say whether it takes video."""
     checks = [Check("config", "file", Status.OK, "valid")]
     probes: list[tuple[str, Callable[[Config], list[Check]]]] = [
         ("config", secret_rows),
@@ -158,8 +181,8 @@ def run_doctor(config: Config, *, platforms: Mapping[str, Platform] | None = Non
         ("generation", generator_rows),
         ("web", web_rows),
     ]
-    for area, probe in probes:
-        checks += guarded(area, partial(probe, config))
+    for area, rows_of in probes:
+        checks += guarded(area, partial(rows_of, config))
     built: dict[str, Platform] = {}
     if platforms is None:
         for name in PLATFORM_ORDER:
@@ -178,7 +201,7 @@ def run_doctor(config: Config, *, platforms: Mapping[str, Platform] | None = Non
     order = sorted(chosen, key=lambda n: _RANK.get(n, 5))
     try:
         for name in order:
-            rows = platform_rows(name, chosen[name], config, readers)
+            rows = platform_rows(name, chosen[name], config, readers, probe=probe)
             checks += rows
             if reads(rows):
                 readers.append(name)
@@ -200,7 +223,7 @@ def _lenient(path: Path) -> Config | None:
         return None
 
 
-def report_for(path: Path) -> DoctorReport:
+def report_for(path: Path, *, probe: bool = False) -> DoctorReport:
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -208,4 +231,4 @@ def report_for(path: Path) -> DoctorReport:
         if lenient is None:
             return DoctorReport((Check("config", "file", Status.FAIL, str(exc)),), str(path))
         config = lenient
-    return run_doctor(config)
+    return run_doctor(config, probe=probe)

@@ -183,7 +183,8 @@ def test_mastodon_good_token(
     assert found[("mastodon", "secret")]["detail"] == "DOCTOR_MASTODON is set (****)"
     assert found[("mastodon", "polls")]["detail"].startswith("4 options of up to 50 characters")
     assert found[("mastodon", "video")]["status"] == "ok"
-    assert found[("mastodon", "server")]["detail"].startswith("mastodon ")
+    assert found[("mastodon", "server")]["detail"].startswith("Mastodon ")
+    assert found[("mastodon", "votes")]["detail"].startswith("poll votes are anonymous")
     assert found[("mastodon", "replies and polls")]["status"] == "ok"
     assert "GET /api/v1/accounts/verify_credentials" in mock.seen
     assert not [s for s in mock.seen if s.startswith("POST")]  # nothing was posted
@@ -199,7 +200,11 @@ def test_mastodon_bad_token_fails(
     assert result.exit_code == 1
     assert re.search(r"FAIL\s+mastodon\s+credentials", result.output)
     assert "storybot login mastodon" in result.output
-    assert "1 to fix before storybot can run: mastodon credentials" in result.output
+    assert (
+        "2 to fix before storybot can run: mastodon credentials, mastodon replies and polls"
+        in result.output
+    )
+    assert "Everything" not in result.output
     assert "DOCTOR_MASTODON is set (****d7)" in result.output  # the last 2 characters at most
     assert_no_secrets(result.output, token)
 
@@ -231,7 +236,56 @@ def test_mastodon_image_only_server(tmp_path: Path, mock: MockMastodon) -> None:
     assert report.ok
     found = rows(report, "mastodon")
     assert found["video"][0] is Status.WARN and "the still is posted instead" in found["video"][1]
-    assert found["server"][1].startswith("gotosocial ")
+    assert found["server"][1].startswith("GoToSocial ")
+
+
+def unlisted_media(mock: MockMastodon) -> None:
+    """The server stops listing its media types (as several Mastodon-API servers do)."""
+    instance = body(recorded("test_instance.yaml", "GET", "/api/v2/instance"))
+    del instance["configuration"]["media_attachments"]["supported_mime_types"]
+    mock.fault(r"^/api/v2/instance/?$", status=200, body=instance)
+
+
+def test_unreadable_limits_are_unknown_never_ok(
+    tmp_path: Path, mock: MockMastodon, monkeypatch: pytest.MonkeyPatch, secrets_set: None
+) -> None:
+    mock.fault(r"^/api/v2/instance/?$", status=500, body="Internal Error")
+    mock.fault(r"^/api/v1/instance/?$", status=404)
+    monkeypatch.setenv("DOCTOR_MASTODON", "alice_token")
+    result = invoke(tmp_path, mastodon_settings(tmp_path, mock.base_url))
+    assert result.exit_code == 1, result.output
+    assert re.search(r"\?\?\s+mastodon\s+server\s+.*conservative limits", result.output)
+    assert re.search(r"\?\?\s+mastodon\s+video\s+unknown", result.output)
+    assert re.search(r"\?\?\s+mastodon\s+posts\s+up to 500 characters \(assumed", result.output)
+    assert "Everything" not in result.output
+    assert "could not be verified" in result.output
+    assert not re.search(r"ok\s+mastodon\s+video", result.output)
+
+
+def test_probe_learns_that_a_server_refuses_video(
+    tmp_path: Path, mock: MockMastodon, monkeypatch: pytest.MonkeyPatch, secrets_set: None
+) -> None:
+    unlisted_media(mock)
+    monkeypatch.setenv("DOCTOR_MASTODON", "alice_token")
+    plain = invoke(tmp_path, mastodon_settings(tmp_path, mock.base_url))
+    assert plain.exit_code == 1 and re.search(r"\?\?\s+mastodon\s+video", plain.output)
+    assert "POST /api/v2/media" not in mock.seen  # nothing uploaded without --probe
+    mock.fault(r"^/api/v2/media/?$", methods=["POST"], status=500, body="Internal Error", count=1)
+    probed = invoke(tmp_path, mastodon_settings(tmp_path, mock.base_url), "--probe")
+    assert probed.exit_code == 0, probed.output
+    assert re.search(r"warn\s+mastodon\s+video\s+the server takes no video", probed.output)
+    assert mock.seen.count("POST /api/v2/media") == 2  # the clip (refused), then the image
+    assert not [s for s in mock.seen if s.startswith("POST /api/v1/statuses")]  # no post
+
+
+def test_probe_confirms_video(
+    tmp_path: Path, mock: MockMastodon, monkeypatch: pytest.MonkeyPatch, secrets_set: None
+) -> None:
+    unlisted_media(mock)
+    monkeypatch.setenv("DOCTOR_MASTODON", "alice_token")
+    probed = invoke(tmp_path, mastodon_settings(tmp_path, mock.base_url), "--probe")
+    assert probed.exit_code == 0, probed.output
+    assert re.search(r"ok\s+mastodon\s+video\s+video accepted \(probe", probed.output)
 
 
 # -- a scripted X ------------------------------------------------------------------------------

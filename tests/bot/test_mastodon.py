@@ -802,6 +802,27 @@ def test_login_with_a_wrong_code_writes_nothing(server: MockMastodon, tmp_path: 
     assert not env.exists()
 
 
+def test_login_writes_beside_the_config_that_the_other_commands_read(
+    server: MockMastodon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli import cli
+
+    folder = tmp_path / "deploy"
+    folder.mkdir()
+    elsewhere = tmp_path / "somewhere-else"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the operator runs it from another folder
+    config = folder / "config.toml"
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "login", "mastodon", "--instance", server.base_url],
+        input="mockcode_alice\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert (folder / ".env").read_text().startswith("STORYBOT_MASTODON_TOKEN=")
+    assert not (elsewhere / ".env").exists()
+
+
 def test_env_file_update_keeps_other_lines(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     write_env_var(env, "A", "1")
