@@ -11,6 +11,7 @@ import pytest
 
 from bot.app import App, build_app
 from bot.config import Config, parse_config
+from tests.bot.takahe import Takahe, running_takahe
 
 T0 = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
 
@@ -100,3 +101,10 @@ def make_app(tmp_path: Path, clock: Clock) -> Iterator[Callable[..., App]]:
     yield make
     for app in apps:
         app.close()
+
+
+@pytest.fixture(scope="session")
+def takahe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Takahe]:
+    """One real Takahe server for the whole test session (see tests/bot/takahe.py)."""
+    with running_takahe(tmp_path_factory.mktemp("takahe")) as server:
+        yield server

@@ -26,6 +26,7 @@ from bot.platforms.x.adapter import XPlatform
 from story_state.db import session_scope
 from story_state.models import LocalPost
 from tests.bot.mastodon_fixtures import MockMastodon
+from tests.bot.takahe import Takahe
 from tests.bot.x_fixtures import DUPLICATE, Answer, FakeX, SpecSession, post, snowflake, user
 
 
@@ -146,6 +147,45 @@ class MastodonHarness(Harness):
 
     def parent_of(self, ref: PostRef) -> str | None:
         parent = self.mock.client("bob").status(ref.remote_id)["in_reply_to_id"]
+        return None if parent is None else str(parent)
+
+
+class TakaheHarness(Harness):
+    """The bot is storybot on a real Takahe; bob and carol are followers there.
+
+    One server serves the whole session, so the bot's earlier statuses are deleted first: each
+    contract test starts from an empty account, as it does on mastodon-mock."""
+
+    def __init__(self, takahe: Takahe) -> None:
+        super().__init__("mastodon", MastodonPlatform(takahe.url, takahe.token("storybot")))
+        self.takahe = takahe
+        bot = takahe.client("storybot")
+        for status in takahe.statuses_of("storybot"):
+            bot.status_delete(status["id"])
+
+    def restarted(self) -> Platform:
+        return MastodonPlatform(self.takahe.url, self.takahe.token("storybot"))
+
+    def reply_as(self, user: str, to: PostRef, text: str) -> PostRef:
+        bot = self.takahe.acct("storybot")  # as Takahe names local accounts: user@host:port
+        status = self.takahe.client(user).status_post(f"@{bot} {text}", in_reply_to_id=to.remote_id)
+        return PostRef("mastodon", str(status["id"]))
+
+    def vote_as(self, user: str, poll: PostRef, position: int) -> None:
+        client = self.takahe.client(user)
+        client.poll_vote(client.status(poll.remote_id)["poll"]["id"], [position - 1])
+
+    def like(self, user: str, target: PostRef) -> None:
+        self.takahe.client(user).status_favourite(target.remote_id)
+
+    def delete(self, ref: PostRef) -> None:
+        self.takahe.client("storybot").status_delete(ref.remote_id)
+
+    def bot_posts(self) -> int:
+        return len(self.takahe.statuses_of("storybot"))
+
+    def parent_of(self, ref: PostRef) -> str | None:
+        parent = self.takahe.client("bob").status(ref.remote_id)["in_reply_to_id"]
         return None if parent is None else str(parent)
 
 

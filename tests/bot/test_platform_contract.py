@@ -1,9 +1,9 @@
 """The Platform port's contract, run against every implementation: local, Mastodon, X.
 
-Each implementation talks to a real server on loopback (the story database, mastodon-mock,
-a scripted X checked against X's OpenAPI spec). What an implementation cannot do is stated by
-its harness (``reads``, ``finds_earlier_posts``, each with a reason) and the test then checks
-the documented fallback instead of skipping.
+Each implementation talks to a real server on loopback (the story database, mastodon-mock, a
+real Takahe, a scripted X checked against X's OpenAPI spec). What an implementation cannot do
+is stated by its harness (``reads``, ``finds_earlier_posts``, each with a reason) and the test
+then checks the documented fallback instead of skipping.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tests.bot.platform_harness import (
     Harness,
     LocalHarness,
     MastodonHarness,
+    TakaheHarness,
     XHarness,
     XWorld,
     episode_files,
@@ -34,7 +35,7 @@ CAPTION = "Episode 1: The derelict. The miners find a ship half buried in the sa
 OPTIONS = ("The miners rebel", "They flee", "They hide")
 
 
-@pytest.fixture(params=["local", "mastodon", "x", "x-post-only"])
+@pytest.fixture(params=["local", "mastodon", "takahe", "x", "x-post-only"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     kind: str = request.param
     if kind == "local":
@@ -47,6 +48,8 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
     elif kind == "mastodon":
         with MockMastodon(tmp_path) as mock:
             yield MastodonHarness(mock)
+    elif kind == "takahe":
+        yield TakaheHarness(request.getfixturevalue("takahe"))
     else:
         fake = FakeX()
         try:
