@@ -7,8 +7,9 @@ CONFIG ?= config.toml
 TORCH_VERSION ?= 2.13.0
 # Debian packages the test suite uses: ffprobe checks clips, PostgreSQL is tested for real,
 # espeak-ng is the CLI voice path, Chromium drives the page tests, redis-server is the
-# render workers' broker.
-APT_TEST := ffmpeg espeak-ng postgresql redis-server chromium chromium-driver
+# render workers' broker; python3.11-venv and curl are what ../shared/servers/takahe builds the
+# real Takahe server with (its PostgreSQL is the same one).
+APT_TEST := ffmpeg espeak-ng postgresql redis-server chromium chromium-driver python3.11-venv curl
 PYTEST_ARGS ?=
 
 .PHONY: run test check imports demo bench chaos venv venv-test apt-test container-test clean help

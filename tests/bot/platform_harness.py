@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.platforms.base import Platform, PostRef
@@ -369,5 +370,6 @@ def episode_files(folder: Path) -> Path:
     (folder / "clip.mp4").write_bytes(
         b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(2000)
     )
-    (folder / "still.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    # A real PNG: servers that re-encode images (Takahe makes WebP) refuse made-up bytes.
+    Image.new("RGB", (64, 36), (40, 60, 90)).save(folder / "still.png")
     return folder / "clip.mp4"

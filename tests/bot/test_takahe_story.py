@@ -36,7 +36,8 @@ TOKEN_ENV = "STORYBOT_TEST_TAKAHE_TOKEN"
 
 def takahe_config(tmp_path: Path, takahe: Takahe, **story: Any) -> dict[str, Any]:
     data = small_config(tmp_path, f"sqlite:///{tmp_path / 'story.db'}", **story)
-    data["story"]["slug"] = f"takahe-{tmp_path.name}"[-60:]  # one server, many stories
+    # One server, many stories: each its own slug (idempotency keys and lookups stay apart).
+    data["story"]["slug"] = "takahe-" + re.sub(r"[^a-z0-9]+", "-", tmp_path.name.lower())[-50:]
     data["platforms"] = {
         "local": {"enabled": False},
         "mastodon": {"enabled": True, "instance": takahe.url, "token_env": TOKEN_ENV},
