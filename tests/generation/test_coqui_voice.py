@@ -23,9 +23,10 @@ from generation.voice.coqui import (
 )
 from generation.voice.treatment import TreatedVoice
 from story_state.errors import BackendUnavailable, GenerationError
+from tests import needs
 from tests.generation.tiny_vits import SAMPLE_RATE, build_tiny_vits
 
-pytest.importorskip("TTS", reason="pip install 'storybot[coqui]'")
+needs.module("TTS", "pip install 'storybot[coqui]'")
 
 LINE = "The beacon is calling again. Nobody on board knows who answered."
 

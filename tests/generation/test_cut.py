@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import wave
 from pathlib import Path
@@ -19,6 +18,7 @@ from generation.clip.base import ClipRequest, Cue
 from generation.clip.ffmpeg import FfmpegAssembler
 from generation.cut import Chapter, CutChapter, ffmetadata, render_cut
 from story_state.errors import GenerationError
+from tests import needs
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 W, H, FPS = 320, 180, 24
@@ -57,9 +57,7 @@ def episodes(tmp_path_factory: pytest.TempPathFactory) -> list[Chapter]:
 
 
 def _ffprobe(path: Path) -> dict[str, Any]:
-    ffprobe = shutil.which("ffprobe")
-    if ffprobe is None:
-        pytest.skip("ffprobe is not on PATH (apt-get install ffmpeg)")
+    ffprobe = needs.tool("ffprobe", "apt-get install ffmpeg")
     args = [ffprobe, "-v", "error", "-print_format", "json"]
     args += ["-show_chapters", "-show_streams", "-show_format", str(path)]
     return dict(json.loads(subprocess.run(args, capture_output=True, check=True).stdout))

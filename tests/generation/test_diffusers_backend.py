@@ -29,9 +29,10 @@ from generation.image.diffusers import (
     resolve_dtype,
 )
 from story_state.errors import BackendUnavailable, GenerationError
+from tests import needs
 from tests.generation.tiny_models import build_tiny_sd_pipeline
 
-pytest.importorskip("diffusers", reason="the diffusers extra is not installed")
+needs.module("diffusers", "pip install 'storybot[diffusers]'")
 
 ROOT = Path(__file__).resolve().parents[2]
 W, H = 320, 180

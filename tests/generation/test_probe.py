@@ -8,19 +8,11 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from generation.clip.probe import find_ffprobe, mp4_boxes, probe_clip, validate_clip
+from generation.clip.probe import mp4_boxes, probe_clip, validate_clip
 from story_state.errors import GenerationError
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-TOOLS = [
-    pytest.param(
-        "ffprobe",
-        marks=pytest.mark.skipif(
-            find_ffprobe() is None, reason="no ffprobe (apt-get install ffmpeg)"
-        ),
-    ),
-    "ffmpeg",
-]
+TOOLS = ["ffprobe", "ffmpeg"]  # both are required: `make test` installs ffprobe (ffmpeg)
 
 
 def _make(out: Path, *args: str, audio: bool = True, seconds: float = 1.0) -> Path:

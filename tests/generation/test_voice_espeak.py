@@ -8,24 +8,24 @@ from typing import cast
 
 import pytest
 
-from generation.voice.espeak import Engine, EspeakVoice, find_cli
+from generation.voice.espeak import Engine, EspeakVoice
 from story_state.errors import BackendUnavailable, GenerationError
+from tests import needs
 
 LINE = "The beacon is calling again. Nobody on board knows who answered."
 
 
-def _cli_or_skip() -> None:
-    if find_cli() is None:
-        pytest.skip("no espeak-ng executable on PATH (apt-get install espeak-ng)")
+def _need_cli() -> None:
+    needs.tool("espeak-ng", "apt-get install espeak-ng")
 
 
-def _library_or_skip() -> None:
-    pytest.importorskip("espeakng_loader", reason="pip install 'storybot[espeak-wheel]'")
+def _need_library() -> None:
+    needs.module("espeakng_loader", "pip install 'storybot[espeak-wheel]'")
 
 
 @pytest.fixture(params=["cli", "library"])
 def engine(request: pytest.FixtureRequest) -> Engine:
-    (_cli_or_skip if request.param == "cli" else _library_or_skip)()
+    (_need_cli if request.param == "cli" else _need_library)()
     return cast(Engine, request.param)
 
 
@@ -75,14 +75,14 @@ def test_text_that_looks_like_options_is_spoken_not_obeyed(
 
 
 def test_faster_speech_is_shorter(tmp_path: Path) -> None:
-    _cli_or_skip()
+    _need_cli()
     slow = EspeakVoice(speed_wpm=110, engine="cli").synthesize(LINE, tmp_path / "slow.wav")
     fast = EspeakVoice(speed_wpm=260, engine="cli").synthesize(LINE, tmp_path / "fast.wav")
     assert fast.duration_s < slow.duration_s * 0.7
 
 
 def test_library_speed_setting_takes_effect(tmp_path: Path) -> None:
-    _library_or_skip()
+    _need_library()
     slow = EspeakVoice(speed_wpm=110, engine="library").synthesize(LINE, tmp_path / "slow.wav")
     fast = EspeakVoice(speed_wpm=260, engine="library").synthesize(LINE, tmp_path / "fast.wav")
     assert fast.duration_s < slow.duration_s * 0.7
@@ -129,7 +129,7 @@ def test_forced_cli_without_an_executable_names_the_fix(
 def test_auto_falls_back_to_the_library_without_an_executable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _library_or_skip()
+    _need_library()
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     speech = EspeakVoice().synthesize("Falling back.", tmp_path / "out.wav")
     assert speech.duration_s > 0.5
