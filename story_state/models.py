@@ -330,6 +330,29 @@ class LocalLike(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class LocalName(Base):
+    """A sandbox display name and the browser that claimed it (no one else may use it)."""
+
+    __tablename__ = "local_names"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The name as compared: case-folded, look-alike letters mapped (two "ana"s are one name).
+    name_key: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(64))  # the claiming browser's id (from its cookie)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class InstallSecret(Base):
+    """Random keys made once per install (e.g. to sign the sandbox's name cookies)."""
+
+    __tablename__ = "install_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class OperatorAction(Base):
     """What an operator did from the dashboard or the command line, and what came of it."""
 

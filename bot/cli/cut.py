@@ -20,10 +20,12 @@ from story_state.errors import StorybotError
 @click.pass_context
 def cut(ctx: click.Context, out: Path, branch: str) -> None:
     """Render the Community's Cut: title card, chapter cards, every episode, end credits."""
+    if not out.parent.is_dir():  # before any work: a typo should not make folders
+        raise click.ClickException(f"--out: the folder {out.parent} does not exist")
     app: App = ctx.with_resource(open_app(ctx))
     try:
         click.echo(f"cutting branch {branch!r}…", err=True)
-        info = render_story_cut(app, branch, out, datetime.now(UTC))
+        info = render_story_cut(app, branch, out, datetime.now(UTC), make_folder=False)
     except StorybotError as exc:
         raise click.ClickException(str(exc)) from None
     for mark in info.chapters:

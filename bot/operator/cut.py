@@ -12,7 +12,7 @@ from bot.loop.runner import path_to
 from generation.clip.ffmpeg import FfmpegAssembler
 from generation.cut import Chapter, CutInfo, render_cut
 from story_state.db import session_scope
-from story_state.errors import StateError
+from story_state.errors import ConfigError, StateError
 from story_state.models import Credit, Episode
 
 
@@ -53,8 +53,17 @@ def chapters_and_credits(app: App, branch: str) -> tuple[list[Chapter], list[str
     return chapters, names, title
 
 
-def render_story_cut(app: App, branch: str, out: Path, when: datetime) -> CutInfo:
-    """The branch's Community's Cut at ``out``, framed like the story's clips."""
+def render_story_cut(
+    app: App, branch: str, out: Path, when: datetime, *, make_folder: bool = True
+) -> CutInfo:
+    """The branch's Community's Cut at ``out``, framed like the story's clips.
+
+    ``make_folder`` creates ``out``'s folder (the dashboard writes into the media root);
+    without it a missing folder is an error before anything is rendered (a typo on the
+    command line should not make folders).
+    """
+    if not make_folder and not out.parent.is_dir():
+        raise ConfigError(f"--out: the folder {out.parent} does not exist")
     clip = app.config.generation.clip
     chapters, names, title = chapters_and_credits(app, branch)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from bot.platforms.base import Limits, OutgoingPost, PollTally, PostRef, Reply
 from story_state.clock import utcnow
 from story_state.db import session_scope
 from story_state.errors import PermanentError, StorybotError
-from story_state.models import LocalLike, LocalPost, LocalVote
+from story_state.models import LocalLike, LocalPost, LocalVote, PollOption, Post, Round
 
 MAX_NAME = 64
 MAX_REPLY = 2000
@@ -267,16 +267,23 @@ class LocalPlatform:
                     select(LocalLike.post_id, func.count()).group_by(LocalLike.post_id)
                 )
             }
+            rounds = self._rounds_by_poll(session)
             out = []
             for p in posts:
                 poll = None
                 if p.poll_options is not None:
+                    winner, texts = rounds.get(p.id, (None, {}))
                     poll = {
                         "options": [
-                            {"label": label, "votes": votes.get((p.id, i), 0)}
+                            {
+                                "label": label,
+                                "text": texts.get(i, label),
+                                "votes": votes.get((p.id, i), 0),
+                            }
                             for i, label in enumerate(p.poll_options, start=1)
                         ],
                         "closes_at": p.poll_closes_at.isoformat() if p.poll_closes_at else None,
+                        "winner": winner,
                     }
                 out.append(
                     {
@@ -292,6 +299,31 @@ class LocalPlatform:
                     }
                 )
             return {"posts": out}
+
+    def _rounds_by_poll(self, session: Session) -> dict[int, tuple[int | None, dict[int, str]]]:
+        """Poll post id → (the winning position once the round closed, each option's whole
+        text). A label is fitted to the strictest platform and may lose words; the sandbox
+        page and the exported thread have room for the whole option."""
+        rows = session.execute(
+            select(
+                Post.remote_id,
+                Round.winner_position,
+                PollOption.position,
+                PollOption.beat,
+                PollOption.source,
+            )
+            .join(Round, Round.episode_id == Post.episode_id)
+            .join(PollOption, PollOption.round_id == Round.id)
+            .where(Post.platform == self.name, Post.kind == "poll", Post.remote_id.is_not(None))
+        ).all()
+        found: dict[int, tuple[int | None, dict[int, str]]] = {}
+        for remote_id, winner, position, beat, source in rows:
+            if remote_id is None or not remote_id.isdigit():
+                continue
+            texts = found.setdefault(int(remote_id), (winner, {}))[1]
+            if source != "ending":  # "End the story here" is its own whole label
+                texts[position] = beat
+        return found
 
 
 def _remote_id(ref: PostRef) -> int:

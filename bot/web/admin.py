@@ -52,7 +52,13 @@ class Admin:
         return self._page(request, "admin.html", cut=self.cut.snapshot(), **data)
 
     def _page(self, request: Request, template: str, **values: Any) -> Response:
-        response = self.ctx.page(request, template, title="storybot — operator", **values)
+        response = self.ctx.page(
+            request,
+            template,
+            title="storybot — operator",
+            logged_in=self.ctx.auth.logged_in(request),
+            **values,
+        )
         response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -42,15 +42,21 @@ class AdminAuth:
     def token_matches(self, given: str) -> bool:
         return bool(self.token) and hmac.compare_digest(given.encode(), self.token.encode())
 
+    def logged_in(self, request: Request) -> bool:
+        """A login cookie session (the only kind "Log out" can end)."""
+        cookie = request.cookies.get(ADMIN_COOKIE, "")
+        return (
+            bool(self.token)
+            and bool(cookie)
+            and hmac.compare_digest(cookie.encode(), self.session_value.encode())
+        )
+
     def allowed(self, request: Request) -> bool:
         if self.token:
             scheme, _, given = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() == "bearer" and self.token_matches(given.strip()):
                 return True
-            cookie = request.cookies.get(ADMIN_COOKIE, "")
-            return bool(cookie) and hmac.compare_digest(
-                cookie.encode(), self.session_value.encode()
-            )
+            return self.logged_in(request)
         # No token: only this machine, asked by a loopback name (a DNS-rebound page is not).
         client = request.client.host if request.client else ""
         return self.loopback_bind and is_loopback(client) and is_loopback(host_name(request))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,6 +29,15 @@ def _names(session: Session, ids: tuple[str, ...] | list[str]) -> list[str]:
         person = session.get(Contributor, int(raw))
         names.append(person.display_name if person else f"#{raw}")
     return names
+
+
+def heading(number: int, title: str | None) -> str:
+    """ "Episode 2: The Hatch", whether or not the writer's title already says "Episode 2"."""
+    if not title:
+        return f"Episode {number} (not written yet)"
+    if re.match(rf"episode\s+{number}\b", title, re.IGNORECASE):
+        return title
+    return f"Episode {number}: {title}"
 
 
 def _stored_tallies(rnd: Round) -> dict[str, dict[int, int]]:
@@ -141,6 +151,7 @@ def _making_of(session: Session, episode: Episode) -> dict[str, Any]:
         "branch": episode.branch,
         "state": str(episode.state),
         "title": episode.title,
+        "heading": heading(episode.number, episode.title),
         "beat": episode.beat,
         "ideas": episode.ideas,
         "narration": episode.narration,

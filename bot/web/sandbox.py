@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mimetypes
 from typing import Any
-from urllib.parse import quote, unquote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -12,27 +11,21 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.platforms.local import LocalAction, LocalActionError, LocalPlatform
-from bot.platforms.local import check_name as check_local_name
 from bot.web.context import WebContext, client_key, done
+from bot.web.names import NAME_COOKIE, Identity, NameBook, NameTaken, new_browser_id
 from bot.web.security import WebError, attach_csrf_cookie, csrf_token, verified_form
 from bot.web.thread import posted_media, thread_view
-
-NAME_COOKIE = "storybot_name"
-
-
-def visitor_name(request: Request) -> str | None:
-    raw = request.cookies.get(NAME_COOKIE)
-    if not raw:
-        return None
-    try:
-        return check_local_name(unquote(raw))
-    except LocalActionError:
-        return None
+from bot.web.verdict import normalise, predict, too_long
 
 
 class Sandbox:
     def __init__(self, ctx: WebContext) -> None:
         self.ctx = ctx
+        self.names = NameBook(ctx.app.factory, ctx.app.config.platforms.local.bot_name)
+
+    def identity(self, request: Request) -> Identity | None:
+        """Who this browser is: only a name it claimed, proved by the signed cookie."""
+        return self.names.read(request.cookies.get(NAME_COOKIE))
 
     def _local(self) -> LocalPlatform:
         if self.ctx.app.local is None:
@@ -44,12 +37,14 @@ class Sandbox:
 
     async def page(self, request: Request) -> Response:
         view = await run_in_threadpool(self._view)
+        who = await run_in_threadpool(self.identity, request)
         return self.ctx.page(
             request,
             "sandbox.html",
             view=view,
-            visitor=visitor_name(request),
+            visitor=who.name if who else None,
             local=self.ctx.app.local is not None,
+            max_reply=self.ctx.app.config.moderation.max_length,
         )
 
     async def api_thread(self, request: Request) -> Response:
@@ -61,41 +56,50 @@ class Sandbox:
         post_macro = self.ctx.templates.get_template("_post.html").module.post  # type: ignore[attr-defined]
         token = csrf_token(request)
         posts = [{**p, "html": str(post_macro(p, token, {}))} for p in view["posts"]]
-        body = {k: view[k] for k in ("version", "story", "open_poll", "empty")}
+        body = {k: view[k] for k in ("version", "story", "open_poll", "empty", "now")}
         response = JSONResponse({**body, "posts": posts}, headers=headers)
         attach_csrf_cookie(request, response)
         return response
 
-    async def _act(self, request: Request, action: LocalAction) -> Response:
+    async def _act(
+        self, request: Request, action: LocalAction, option: str | None = None
+    ) -> Response:
         local = self._local()
         try:
             line = await run_in_threadpool(local.act, action)
         except LocalActionError as exc:
             return done(request, False, str(exc), "/", 400)
-        return done(request, True, _friendly(action, line), "/")
+        return done(request, True, _friendly(action, line, option), "/")
 
-    def _who(self, request: Request) -> str:
-        name = visitor_name(request)
-        if name is None:
+    async def _who(self, request: Request) -> str:
+        who = await run_in_threadpool(self.identity, request)
+        if who is None:
             raise WebError(400, "Choose a display name first (top of the page).")
         self.ctx.limits.clients.check(client_key(request), "this address")
-        return name
+        return who.name
 
     async def set_name(self, request: Request) -> Response:
         form = await verified_form(request)
         self.ctx.limits.names.check(client_key(request), "this address")
+        held = await run_in_threadpool(self.identity, request)
+        browser = held.browser if held is not None else new_browser_id()
         try:
-            name = check_local_name(form.get("name", ""))
+            who = await run_in_threadpool(self.names.claim, form.get("name", ""), browser)
+        except NameTaken as exc:
+            return done(request, False, str(exc), "/", 409)
         except LocalActionError as exc:
             return done(request, False, str(exc), "/", 400)
-        if name.casefold() == self.ctx.app.config.platforms.local.bot_name.casefold():
-            return done(request, False, "That name belongs to the bot; choose another.", "/", 400)
         response = done(
-            request, True, f"Welcome, {name}! Vote, like and reply below.", "/", name=name
+            request,
+            True,
+            f"Welcome, {who.name}! This name is now yours in this browser.",
+            "/",
+            name=who.name,
         )
+        cookie = await run_in_threadpool(self.names.cookie, who)
         response.set_cookie(
             NAME_COOKIE,
-            quote(name, safe=""),
+            cookie,
             max_age=365 * 24 * 3600,
             httponly=True,
             samesite="lax",
@@ -106,23 +110,44 @@ class Sandbox:
 
     async def reply(self, request: Request) -> Response:
         form = await verified_form(request)
-        name = self._who(request)
+        name = await self._who(request)
+        local = self._local()
+        text = normalise(form.get("text", ""))
+        refused = too_long(text, self.ctx.app.config.moderation.max_length)
+        if refused is not None:
+            return done(request, False, refused.message, "/", 400, verdict=refused.kind)
         self.ctx.limits.replies.check(name.casefold(), name)
-        action = LocalAction(name, reply=form.get("text", ""), to=form.get("to") or None)
-        return await self._act(request, action)
+        to = form.get("to", "").strip()
+        if not to:
+            view = await run_in_threadpool(self._view)
+            answer = view["now"]["answer"]
+            if answer is None:
+                return done(request, False, "The story has not posted anything yet.", "/", 400)
+            to = answer["post"]
+        if not (to.isascii() and to.isdigit()):
+            return done(request, False, f"{to!r} is not a post id.", "/", 400)
+        outlook = await run_in_threadpool(predict, self.ctx.app, name, text, int(to))
+        try:
+            await run_in_threadpool(local.act, LocalAction(name, reply=text, to=to))
+        except LocalActionError as exc:
+            return done(request, False, str(exc), "/", 400)
+        return done(request, True, outlook.message, "/", verdict=outlook.kind)
 
     async def vote(self, request: Request) -> Response:
         form = await verified_form(request)
-        name = self._who(request)
+        name = await self._who(request)
         self.ctx.limits.votes.check(name.casefold(), name)
         view = await run_in_threadpool(self._view)
         if view["open_poll"] is None or form.get("poll") != view["open_poll"]:
             return done(request, False, "That poll has closed; vote in the newest one.", "/", 400)
-        return await self._act(request, LocalAction(name, vote=form.get("option", "")))
+        choice = form.get("option", "")
+        poll = next(p["poll"] for p in view["posts"] if p["id"] == view["open_poll"])
+        whole = next((o["label"] for o in poll["options"] if str(o["position"]) == choice), None)
+        return await self._act(request, LocalAction(name, vote=choice), whole)
 
     async def like(self, request: Request) -> Response:
         form = await verified_form(request)
-        name = self._who(request)
+        name = await self._who(request)
         self.ctx.limits.votes.check(name.casefold(), name)
         return await self._act(request, LocalAction(name, like=form.get("post", "")))
 
@@ -138,13 +163,9 @@ class Sandbox:
         return FileResponse(target, media_type=kind, headers={"Cache-Control": "max-age=300"})
 
 
-def _friendly(action: LocalAction, line: str) -> str:
-    if action.reply is not None:
-        return (
-            f"Thanks, {action.actor}! Your idea is in the thread and counts when the round closes."
-        )
+def _friendly(action: LocalAction, line: str, option: str | None = None) -> str:
     if action.vote is not None:
-        return f"Vote counted: {line.split(': ', 1)[-1]}."
+        return f"Vote counted: {option or line.split(': ', 1)[-1]}."
     return "Liked."
 
 

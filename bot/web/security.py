@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSRF_COOKIE = "storybot_csrf"
 CSRF_FIELD = "csrf"
-MAX_FORM_BYTES = 16 * 1024  # a reply is at most 2000 characters; this leaves room for UTF-8
+# A reply is at most 2000 characters (the sandbox's cap); url-encoded UTF-8 takes up to 12
+# bytes a character, so even the largest one fits.
+MAX_FORM_BYTES = 32 * 1024
 
 CSP = (
     "default-src 'self'; media-src 'self'; img-src 'self'; script-src 'self'; "

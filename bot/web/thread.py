@@ -12,9 +12,14 @@ from urllib.parse import quote
 from sqlalchemy import select
 
 from bot.app import App
+from bot.operator.export import poster_for
+from bot.web.verdict import READ_STATES
 from story_state.db import session_scope
 from story_state.lifecycle import PostState, RoundStatus
 from story_state.models import Episode, LocalPost, Post, Round, Story
+
+# How the clip caption credits the people whose ideas shaped the episode (bot/loop/captions.py).
+CREDIT_LINE = "Story ideas from "
 
 
 def _relative(root: Path, path: str) -> str | None:
@@ -28,8 +33,15 @@ def _relative(root: Path, path: str) -> str | None:
         return None
 
 
+def _poster(root: Path, rel: str) -> str | None:
+    """The poster frame the clip assembler wrote beside a posted clip, if it is there."""
+    poster = poster_for(root / rel)
+    return _relative(root, str(poster)) if poster is not None else None
+
+
 def posted_media(app: App) -> dict[str, Path]:
-    """Every file the bot posted, by its path under the media root: all /media may serve."""
+    """Every file the bot posted and its poster, by path under the media root: all /media
+    may serve."""
     root = app.runner.media_root.resolve()
     found: dict[str, Path] = {}
     with session_scope(app.factory) as session:
@@ -38,6 +50,9 @@ def posted_media(app: App) -> dict[str, Path]:
                 rel = _relative(root, str(item.get("path", "")))
                 if rel is not None:
                     found[rel] = root / rel
+                    poster = _poster(root, rel)
+                    if poster is not None:
+                        found[poster] = root / poster
     return found
 
 
@@ -58,8 +73,41 @@ def _episodes_by_post(app: App) -> dict[str, dict[str, Any]]:
                 "title": episode.title,
                 "credits": [c.contributor.display_name for c in episode.credits],
                 "round_open": round_status is None or round_status is RoundStatus.OPEN,
+                "read": episode.state in READ_STATES,  # replies to it become ideas
             }
     return out
+
+
+def _now(posts: list[dict[str, Any]], meta: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the top of the page offers: the newest episode, the open poll, and the post the
+    reply box answers (the open poll, else the newest episode, else the newest bot post)."""
+    bot = [p for p in posts if p["is_bot"]]
+    clips = [p for p in bot if p["episode"] is not None]
+    episode = clips[-1] if clips else None
+    poll = next((p for p in reversed(bot) if p["poll"] and p["poll"]["open"]), None)
+    target = poll or episode or (bot[-1] if bot else None)
+    answer = None
+    if target is not None:
+        info = meta.get(target["id"], {})
+        number = info.get("number")
+        if target is poll and number is not None:
+            what = f"the poll after episode {number}"
+        elif target is poll:
+            what = "the open poll"
+        elif number is not None:
+            what = f"episode {number}"
+        else:
+            what = "the bot's newest post"
+        answer = {"post": target["id"], "what": what, "counts": bool(info.get("read"))}
+    return {
+        "episode": {"post": episode["id"], **episode["episode"]} if episode is not None else None,
+        "poll": (
+            {"post": poll["id"], "closes_at": poll["poll"]["closes_at"]}
+            if poll is not None
+            else None
+        ),
+        "answer": answer,
+    }
 
 
 def story_line(app: App) -> dict[str, Any]:
@@ -84,13 +132,27 @@ def thread_view(app: App, now: datetime) -> dict[str, Any]:
         for m in p["media"]:
             rel = _relative(root, str(m.get("path", "")))
             if rel is not None:
-                media.append({"url": "/media/" + quote(rel), "alt": str(m.get("alt_text", ""))})
+                poster = _poster(root, rel)
+                media.append(
+                    {
+                        "url": "/media/" + quote(rel),
+                        "poster": "/media/" + quote(poster) if poster else None,
+                        "alt": str(m.get("alt_text", "")),
+                    }
+                )
         poll = None
         if p["poll"]:
             closes = p["poll"]["closes_at"]
             still_open = closes is not None and datetime.fromisoformat(closes) > now
+            winner = p["poll"].get("winner")
             options = [
-                {"position": i, "label": o["label"], "votes": o["votes"]}
+                {
+                    "position": i,
+                    # The whole option: a label fitted to the strictest platform loses words.
+                    "label": o.get("text") or o["label"],
+                    "votes": o["votes"],
+                    "winner": i == winner,
+                }
                 for i, o in enumerate(p["poll"]["options"], start=1)
             ]
             poll = {
@@ -98,17 +160,21 @@ def thread_view(app: App, now: datetime) -> dict[str, Any]:
                 "total": sum(o["votes"] for o in options),
                 "closes_at": closes,
                 "open": p["id"] == newest_poll and still_open and info.get("round_open", True),
+                "winner": winner,
             }
+        lines = [line for line in p["text"].split("\n") if line.strip()]
         episode = None
         if info.get("kind") == "clip":
             episode = {k: info[k] for k in ("number", "title", "credits")}
+            if any(CREDIT_LINE in line for line in lines):
+                episode["credits"] = []  # the caption thanks them already: once is enough
         posts.append(
             {
                 "id": p["id"],
                 "author": p["author"],
                 "is_bot": p["is_bot"],
                 "parent": p["in_reply_to"],
-                "lines": [line for line in p["text"].split("\n") if line.strip()],
+                "lines": lines,
                 "created_at": p["created_at"],
                 "likes": p["likes"],
                 "media": media,
@@ -117,7 +183,10 @@ def thread_view(app: App, now: datetime) -> dict[str, Any]:
             }
         )
     story = story_line(app)
-    digest = hashlib.sha256(json.dumps([posts, story], sort_keys=True).encode()).hexdigest()
+    current = _now(posts, meta)
+    digest = hashlib.sha256(
+        json.dumps([posts, story, current], sort_keys=True).encode()
+    ).hexdigest()
     by_id = {p["id"]: p for p in posts}
     children: dict[str, list[dict[str, Any]]] = {}
     for p in posts:
@@ -130,5 +199,6 @@ def thread_view(app: App, now: datetime) -> dict[str, Any]:
         "top": [p for p in posts if p["is_bot"] or p["parent"] not in by_id],
         "children": children,
         "open_poll": next((p["id"] for p in posts if p["poll"] and p["poll"]["open"]), None),
+        "now": current,
         "empty": not any(p["is_bot"] for p in posts),
     }

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.app import build_app
+from bot.config import load_config
+from bot.operator.cut import render_story_cut
+from story_state.errors import ConfigError
 from tests.bot.conftest import small_config, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,6 +235,28 @@ def test_cut_joins_the_story_and_rerenders_missing_files(config_file: Path, tmp_
     titles = [c["tags"]["title"] for c in chapters]
     assert titles[0] == "Salt" and titles[-1] == "Credits"
     assert [t.split(" — ")[0] for t in titles[1:3]] == ["Chapter 1", "Chapter 2"]
+
+
+def test_cut_into_a_missing_folder_is_one_line_and_makes_no_folder(
+    config_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "nonexistent" / "dir" / "f.mp4"
+    result = storybot(config_file, "cut", "--out", str(out), check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: --out: the folder {out.parent} does not exist"
+    ]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "nonexistent").exists()
+    # The same refusal inside, for any other caller that asks for it (the dashboard's cut
+    # writes into the media root and keeps making its folder).
+    app = build_app(load_config(config_file))
+    try:
+        with pytest.raises(ConfigError, match="does not exist"):
+            render_story_cut(app, "main", out, datetime.now(UTC), make_folder=False)
+    finally:
+        app.close()
+    assert not (tmp_path / "nonexistent").exists()
 
 
 def test_operator_commands_are_kept_in_the_operator_log(config_file: Path) -> None:

@@ -47,6 +47,18 @@ def test_every_shipped_key_is_commented() -> None:
             "generation.writer.backend",
         ),
         ("[story\n", "invalid TOML"),
+        (
+            '[story]\npremise = "x"\nrond_minutes = 5\n',
+            "story.rond_minutes: unknown key; did you mean 'round_minutes'?",
+        ),
+        (
+            '[story]\npremise = "x"\n[moderaton]\nmax_length = 300\n',
+            "moderaton: unknown key; did you mean 'moderation'?",
+        ),
+        (
+            '[story]\npremise = "x"\n[generation.clip]\nwidht = 640\n',
+            "generation.clip.widht: unknown key; did you mean 'width'?",
+        ),
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path: Path, body: str, message: str) -> None:
@@ -58,6 +70,12 @@ def test_bad_config_names_key_and_file(tmp_path: Path, body: str, message: str) 
     assert text.startswith(str(path))
     assert message in text
     assert "\n" not in text
+
+
+def test_an_unknown_key_far_from_any_known_one_gets_no_guess(tmp_path: Path) -> None:
+    with pytest.raises(Exception) as info:
+        load_config(write(tmp_path, '[story]\npremise = "x"\nbogus = 1\n'))
+    assert str(info.value).endswith("story.bogus: unknown key")
 
 
 def test_enabled_backend_without_its_secret(

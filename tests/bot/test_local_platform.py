@@ -182,8 +182,12 @@ def test_thread_json_shape(local: LocalPlatform) -> None:
         "created_at": T0.isoformat(),
     }
     assert posts[1]["poll"] == {
-        "options": [{"label": "Open the hatch", "votes": 1}, {"label": "Run", "votes": 0}],
+        "options": [
+            {"label": "Open the hatch", "text": "Open the hatch", "votes": 1},
+            {"label": "Run", "text": "Run", "votes": 0},
+        ],
         "closes_at": (T0 + timedelta(hours=1)).isoformat(),
+        "winner": None,  # no round of the story stands behind this poll
     }
     assert posts[2]["text"] == "<script>alert(1)</script>" and not posts[2]["is_bot"]
 

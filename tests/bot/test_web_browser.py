@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from story_state.db import session_scope
 from story_state.models import Episode
-from tests.bot.websupport import TOKEN, Site, serve
+from tests.bot.websupport import TOKEN, Site, lengthen_option, serve
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -136,3 +136,106 @@ def test_follower_and_operator_in_a_real_browser(browser: Browser, site: Site) -
     with session_scope(site.app.factory) as session:
         second = session.scalars(select(Episode).where(Episode.number == 2)).one()
         assert "The miners rebel" not in [idea["text"] for idea in second.ideas]
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Site]:
+    with serve(tmp_path) as running:  # episode 1 and its poll are up
+        yield running
+
+
+def test_the_top_panel_posters_whole_options_and_a_long_paste(browser: Browser, live: Site) -> None:
+    beat = "The radio wakes up and calls Mara by the name of her drowned sister"
+    label = lengthen_option(live, 2, beat)
+    dialogs: list[str] = []
+    page = guarded(browser, dialogs)
+    page.set_viewport_size({"width": 1000, "height": 700})
+    page.goto(live.base + "/")
+
+    # The newest episode, the open poll and the reply box are at the top of the page.
+    panel = page.locator("#now")
+    expect(panel).to_contain_text("Now: Episode 1")
+    poll_id = page.locator("#thread .poll.open").locator("xpath=ancestor::article[1]")
+    poll_post = poll_id.get_attribute("data-id")
+    expect(page.locator("#now-vote")).to_have_attribute("href", f"#p{poll_post}")
+    expect(page.locator("#reply-target")).to_contain_text(
+        f"Your reply answers the poll after episode 1 (#{poll_post})"
+    )
+    assert page.locator("#reply-to").input_value() == poll_post
+    top = panel.bounding_box()
+    first_post = page.locator("#thread article").first.bounding_box()
+    assert top is not None and first_post is not None
+    assert top["y"] + top["height"] <= first_post["y"]
+    assert top["y"] < 700  # in the first screenful
+    page.click("#now-vote")
+    page.wait_for_function(f"() => location.hash === '#p{poll_post}'")
+
+    # Every clip shows its poster before it plays, and the poster is a real picture.
+    size = page.evaluate(
+        """async () => {
+            const videos = [...document.querySelectorAll('video')];
+            const sizes = [];
+            for (const v of videos) {
+                if (!v.poster) return null;
+                const img = new Image();
+                img.src = v.poster;
+                await img.decode();
+                sizes.push([img.naturalWidth, img.naturalHeight]);
+            }
+            return sizes;
+        }"""
+    )
+    assert size == [[320, 180]]
+
+    # Poll buttons carry the whole option, not the label fitted to a platform's limit.
+    button = page.locator(".poll.open li[data-position='2'] button")
+    expect(button).to_have_text(beat)
+    assert label != beat
+    assert button.evaluate(
+        "b => b.scrollWidth <= b.clientWidth && b.scrollHeight <= b.clientHeight"
+    )
+
+    page.fill("#name", "ana")
+    page.click("#name-form button")
+    expect(page.locator("#whoami")).to_contain_text("Posting as ana")
+
+    # A long paste is kept whole and refused with the reason; nothing is cut.
+    long = " ".join(["saltwind"] * 50)  # 449 characters
+    page.focus("#reply-text")
+    page.keyboard.insert_text(long)
+    assert page.locator("#reply-text").input_value() == long
+    expect(page.locator("#reply-count")).to_contain_text("449 / 400 characters: too long by 49")
+    page.click("#reply-form button")
+    expect(page.locator("#notice")).to_contain_text(
+        "Not accepted: too long (449 characters; 400 max)"
+    )
+    assert page.locator("#reply-text").input_value() == long
+    assert page.locator("#notice").get_attribute("class") == "error"
+
+    page.fill("#reply-text", "Mara answers the radio")
+    page.click("#reply-form button")
+    expect(page.locator("#notice")).to_contain_text("Thanks, ana! Your idea counts")
+    assert page.locator("#notice").get_attribute("class") == "ok"
+    page.fill("#reply-text", "Mara breaks the radio")
+    page.click("#reply-form button")
+    expect(page.locator("#notice")).to_contain_text("Your first idea this round is the one")
+    assert page.locator("#notice").get_attribute("class") == "warn"
+    page.click(".poll.open li[data-position='2'] button")
+    expect(page.locator("#notice")).to_contain_text(f"Vote counted: {beat}.")
+
+    # Another browser cannot take ana's name.
+    other = guarded(browser, dialogs)
+    other.goto(live.base + "/")
+    other.fill("#name", "Ana")
+    other.click("#name-form button")
+    expect(other.locator("#notice")).to_contain_text("taken by another follower")
+    expect(other.locator("#whoami")).not_to_contain_text("Posting as")
+
+    # The next episode arrives: the panel follows it without a reload.
+    live.app.runner.close_round_now()
+    live.app.runner.tick()
+    expect(panel).to_contain_text("Now: Episode 2")
+    expect(page.locator("#reply-target")).to_contain_text("the poll after episode 2")
+    expect(page.locator(".poll li.winner")).to_have_count(1)
+    not_pwned(page)
+    assert dialogs == []

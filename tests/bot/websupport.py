@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from bot.app import App, build_app
 from bot.config import parse_config
 from bot.web import WebServer, start_server
+from story_state import engine
+from story_state.db import session_scope
+from story_state.lifecycle import RoundStatus
+from story_state.models import LocalPost, Post, Round
 from tests.bot.conftest import small_config
 
 TOKEN_ENV = "STORYBOT_ADMIN_TOKEN"
@@ -34,11 +39,19 @@ class Site:
 
 @contextmanager
 def serve(
-    root: Path, token: str | None = TOKEN, first_tick: bool = True, **web: Any
+    root: Path,
+    token: str | None = TOKEN,
+    first_tick: bool = True,
+    sections: dict[str, dict[str, Any]] | None = None,
+    **web: Any,
 ) -> Iterator[Site]:
-    """Build the app from a small real config, post episode 1, serve it on 127.0.0.1:0."""
+    """Build the app from a small real config, post episode 1, serve it on 127.0.0.1:0.
+
+    ``sections`` adds config tables (``{"moderation": {"approval_mode": True}}``)."""
     data = small_config(root, f"sqlite:///{root / 'bot.db'}")
     data["web"].update(web)
+    for name, values in (sections or {}).items():
+        data[name] = {**data.get(name, {}), **values}
     config_path = root / "config.toml"
     config_path.write_text("# a file next to the media root that must never be served\n")
     saved = os.environ.get(TOKEN_ENV)
@@ -93,3 +106,26 @@ class Follower:
 
     def close(self) -> None:
         self.http.close()
+
+
+def lengthen_option(site: Site, position: int, beat: str) -> str:
+    """Make option ``position`` of the open round a long beat, its poll label fitted to the
+    sandbox's limit as the runner fits it (dropping words); returns that label."""
+    assert site.app.local is not None
+    label = engine.fit_label(beat, site.app.local.limits().max_option_chars)
+    with session_scope(site.app.factory) as session:
+        rnd = session.scalars(select(Round).where(Round.status == RoundStatus.OPEN)).one()
+        option = rnd.options[position - 1]
+        option.beat, option.label = beat, label
+        remote = session.scalars(
+            select(Post.remote_id).where(
+                Post.episode_id == rnd.episode_id, Post.platform == "local", Post.kind == "poll"
+            )
+        ).one()
+        assert remote is not None
+        poll = session.get(LocalPost, int(remote))
+        assert poll is not None and poll.poll_options is not None
+        poll.poll_options = [
+            label if i == position else text for i, text in enumerate(poll.poll_options, 1)
+        ]
+    return label

@@ -9,9 +9,32 @@
   let etag = null;
   let busy = false;
 
-  function say(text, ok) {
+  const box = document.getElementById("reply-text");
+  const counter = document.getElementById("reply-count");
+  const max = box ? Number(box.dataset.max) : 0;
+  // The server refuses a reply over the limit and says why; the browser's own maxlength
+  // would cut a long paste mid-word instead, so the script counts and warns.
+  if (box) box.removeAttribute("maxlength");
+
+  // As the server counts: code points, CRLF as one, without the spaces around.
+  const length = (text) => [...text.replace(/\r\n/g, "\n").trim()].length;
+
+  function count() {
+    if (!box || !counter) return;
+    const n = length(box.value);
+    const over = n - max;
+    counter.textContent = over > 0
+      ? `${n} / ${max} characters: too long by ${over}. Shorten it; nothing is cut for you.`
+      : `${n} / ${max} characters`;
+    counter.classList.toggle("over", over > 0);
+  }
+
+  // Verdicts from /reply: only "counts" is plain good news.
+  const STYLE = { counts: "ok", held: "held", second: "warn", rejected: "warn", closed: "warn" };
+
+  function say(text, ok, verdict) {
     notice.textContent = text;
-    notice.className = ok ? "ok" : "error";
+    notice.className = ok ? (STYLE[verdict] || "ok") : "error";
   }
 
   async function withTimeout(url, options, ms) {
@@ -40,7 +63,7 @@
     }
     let data = {};
     try { data = await res.json(); } catch (err) { data = { message: res.statusText }; }
-    say(data.message || (res.ok ? "Done." : "That did not work."), res.ok);
+    say(data.message || (res.ok ? "Done." : "That did not work."), res.ok, data.verdict);
     if (!res.ok) return;
     if (data.name) {
       const who = document.getElementById("whoami");
@@ -48,8 +71,13 @@
       const b = document.createElement("b");
       b.textContent = data.name;
       who.append(b, ".");
+      const join = document.querySelector("#name-form button");
+      if (join) join.textContent = "Change name";
     }
-    if (form.id === "reply-form") form.reset();
+    if (form.id === "reply-form") {
+      form.reset();
+      count();
+    }
     refresh();
   }
 
@@ -75,8 +103,42 @@
       meter.max = Math.max(p.poll.total, 1);
       meter.value = o.votes;
       li.querySelector("button").disabled = !p.poll.open;
+      li.classList.toggle("winner", Boolean(o.winner));
     }
     if (!p.poll.open) poll.querySelector(".countdown").textContent = "Voting has closed.";
+  }
+
+  function link(id, post) {
+    const a = document.getElementById(id);
+    if (!a) return;
+    a.hidden = !post;
+    if (post) a.href = "#p" + post;
+  }
+
+  // The panel at the top: the newest episode, the open poll and the post a reply answers.
+  function updateNow(now) {
+    if (!now) return;
+    const title = document.getElementById("now-title");
+    if (title && now.episode) {
+      title.textContent = "Now: " + (now.episode.title || `Episode ${now.episode.number}`);
+    }
+    link("now-watch", now.episode && now.episode.post);
+    link("now-vote", now.poll && now.poll.post);
+    const closes = document.getElementById("now-closes");
+    if (closes) {
+      closes.dataset.closes = now.poll ? now.poll.closes_at : "";
+      if (!now.poll) closes.textContent = "No poll is open right now.";
+    }
+    const to = document.getElementById("reply-to");
+    const target = document.getElementById("reply-target");
+    if (!to || !target || !now.answer) return;
+    to.value = now.answer.post;
+    const a = document.createElement("a");
+    a.href = "#p" + now.answer.post;
+    a.textContent = `${now.answer.what} (#${now.answer.post})`;
+    const note = now.answer.counts
+      ? "." : ". No round is open there, so it will not shape the story.";
+    target.replaceChildren("Your reply answers ", a, note);
   }
 
   function apply(doc) {
@@ -93,6 +155,7 @@
       }
       update(el, p);
     }
+    updateNow(doc.now);
   }
 
   async function refresh() {
@@ -113,25 +176,33 @@
     }
   }
 
+  function left(closes) {
+    const ms = Date.parse(closes) - Date.now();
+    if (Number.isNaN(ms)) return null;
+    if (ms <= 0) return "Voting has closed; counting the votes…";
+    const s = Math.floor(ms / 1000);
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `Voting closes in ${h ? h + ":" : ""}${pad(m)}:${pad(s % 60)}`;
+  }
+
   function countdown() {
     for (const poll of thread.querySelectorAll(".poll.open")) {
-      const left = Date.parse(poll.dataset.closes) - Date.now();
-      const out = poll.querySelector(".countdown");
-      if (Number.isNaN(left)) continue;
-      if (left <= 0) {
-        out.textContent = "Voting has closed; counting the votes…";
+      const text = left(poll.dataset.closes);
+      if (text === null) continue;
+      poll.querySelector(".countdown").textContent = text;
+      if (Date.parse(poll.dataset.closes) <= Date.now()) {
         poll.querySelectorAll("button").forEach((b) => { b.disabled = true; });
-        continue;
       }
-      const s = Math.floor(left / 1000);
-      const h = Math.floor(s / 3600);
-      const m = Math.floor((s % 3600) / 60);
-      const pad = (n) => String(n).padStart(2, "0");
-      out.textContent = `Voting closes in ${h ? h + ":" : ""}${pad(m)}:${pad(s % 60)}`;
     }
+    const top = document.getElementById("now-closes");
+    const text = top && top.dataset.closes ? left(top.dataset.closes) : null;
+    if (text !== null) top.textContent = text;
   }
 
   document.addEventListener("submit", submit);
+  if (box) box.addEventListener("input", count);
   setInterval(refresh, 3000);
   setInterval(countdown, 1000);
   countdown();
