@@ -408,8 +408,23 @@ class StoryRunner:
                 *(i.text for i in ideas),
                 *(p.narration for p in previous[-1:]),
             )
+            on_path = {e.id for e in earlier}  # a fork keeps only the facts of its own past
+            facts = tuple(
+                e.name
+                for e in story.lore
+                if e.kind == "fact"
+                and e.status == "canon"
+                and (e.source_episode_id is None or e.source_episode_id in on_path)
+            )
             context = StoryContext(
-                cfg.title, cfg.premise, cfg.style, cfg.language, previous, story.summary, lore
+                cfg.title,
+                cfg.premise,
+                cfg.style,
+                cfg.language,
+                previous,
+                story.summary,
+                lore,
+                facts,
             )
             request = WriteRequest(
                 context=context,

@@ -112,61 +112,8 @@ DEFAULT_BEATS: tuple[str, ...] = (
     "A derelict ship drifts out of the static",
 )
 
-# Slots: {short} {oshort} {ship} {place} {at} {object} {room} {show} {prev}.
+# Slots: {short} {oshort} {ship} {place} {at} {object} {room} {show}.
 # User text only ever fills slots; it is never used as a template.
-OPENERS_FIRST: tuple[str, ...] = (
-    "{premise}. This is the story of {short}, {at}.",
-    "Listen. {premise}. Our story begins {at}, with {short}.",
-    "From the far edge of the charted dark, this is {show}. {premise}. "
-    "It begins {at}, with {short}.",
-    "{premise}. Somewhere {at}, {short} is waiting.",
-    "{premise}. And {at}, {short} is listening.",
-    "{premise}. This is {short}'s story.",
-)
-OPENERS_LATER: tuple[str, ...] = (
-    "{short} has not slept since last time, when it came to this: {prev}.",
-    "Previously, for {short} and the crew: {prev}.",
-    "Last time, {short} learned the hard way: {prev}.",
-    "Previously on {show}, {short} watched it happen: {prev}.",
-    "We left {short} {at}, still shaking.",
-    "{short} still cannot shake what happened last time.",
-    "Where were we? {short}, {at}, and a long night getting longer.",
-)
-BEAT_FRAMES: tuple[str, ...] = (
-    "Tonight, it comes to this: {beat}.",
-    "And then, without warning: {beat}.",
-    "The log for this hour holds a single line: {beat}.",
-    "It happens fast: {beat}.",
-    "Here is what happens next: {beat}.",
-    "The static parts like a curtain: {beat}.",
-    "Mark the time, because this is the moment: {beat}.",
-)
-IMPERATIVE_FRAMES: tuple[str, ...] = (
-    "The choice is made: {beat}.",
-    "The order comes down the line: {beat}.",
-    "There is only one way forward: {beat}.",
-    "{short} makes the call: {beat}.",
-    "So it is decided: {beat}.",
-)
-_VERBS = (
-    "abandon activate answer ask board burn call chase check climb confront cut decode descend "
-    "destroy dig enter escape explore fight find flee follow go head help hide hunt ignore jump "
-    "land leave listen look make open raid read repair rescue return run sabotage save search "
-    "seal send shut sneak split steal stop take trade trust try turn use wait wake"
-)
-IMPERATIVE_VERBS = frozenset(_VERBS.split())
-IDEA_FRAMES: tuple[str, ...] = (
-    "And, as someone whispered in the dark, {idea}.",
-    "A voice on the open channel says it plainly: {idea}.",
-    "Someone has scratched a warning into the bulkhead: {idea}.",
-    "The rumour moves through the corridors faster than air: {idea}.",
-    "A listener's voice cuts through the static: {idea}.",
-    "Somebody out there has a theory: {idea}.",
-    "{oshort} leans close and murmurs it: {idea}.",
-    "And, just as the old stories warned, {idea}.",
-    "Someone whispers: {idea}.",
-    "Rumour has it: {idea}.",
-)
 OBJECT_FILLERS: tuple[str, ...] = (
     "{short} turns {object} over in gloved hands.",
     "{short} keeps one hand on {object}, just in case.",
@@ -219,36 +166,6 @@ ENDINGS: tuple[str, ...] = (
     "The stars come back, one by one, as if nothing ever happened.",
 )
 THE_END = "The end."
-
-_SMALL = "in on at of to for from with into onto by and or but is are was were be the a an"
-SMALL_WORDS = frozenset(_SMALL.split())
-TITLE_FROM_BEAT: tuple[str, ...] = (
-    "The {p}",
-    "Beyond the {p}",
-    "Night of the {p}",
-    "Echoes of the {p}",
-    "Shadow of the {p}",
-)
-TITLES: tuple[str, ...] = (
-    "The Long Static",
-    "Salt and Silence",
-    "Signal at Dusk",
-    "The Amber Hour",
-    "A Cold Frequency",
-    "Ghosts in the Relay",
-    "The Quiet Orbit",
-    "Dead Reckoning",
-    "Rust and Starlight",
-    "The Far Side of Nothing",
-    "Low Hum",
-    "Last Light on the Rim",
-)
-FINAL_TITLES: tuple[str, ...] = (
-    "The Last Transmission",
-    "Out of Range",
-    "Signal Lost",
-    "The Long Way Home",
-)
 
 # Next-beat options: short, capitalised, no trailing period. Slots: {short} {oshort} {room} {obj}.
 OPTIONS: tuple[str, ...] = (

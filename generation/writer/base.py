@@ -33,6 +33,9 @@ class StoryContext:
     previous: tuple[PreviousEpisode, ...] = ()
     summary: str = ""  # the story so far, in a few sentences
     lore: tuple[Lore, ...] = ()  # the bible entries relevant to this beat
+    # What the story has established on this path, in plain words ("Mara is dead"): the next
+    # beats a writer offers must neither tell these again nor contradict them.
+    facts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,11 @@ from typing import NamedTuple, TypeVar
 
 from generation.clip.subtitles import split_lines
 from generation.writer import _banks as bank
-from generation.writer.base import PreviousEpisode, Script, WriteRequest
+from generation.writer import _banks_scenes as lines
+from generation.writer import _compose as compose
+from generation.writer import _facts as facts
+from generation.writer import _scenes
+from generation.writer.base import Script, WriteRequest
 from story_state.memory import Lore
 
 T = TypeVar("T")
@@ -88,14 +92,7 @@ def _sentence(template: str, slots: dict[str, str]) -> str:
     return text[0].upper() + text[1:]
 
 
-def _words(parts: Sequence[str]) -> int:
-    return sum(len(p.split()) for p in parts)
-
-
-# Templates name characters through these markers; the first mention of someone the story has
-# not met yet becomes their full introduction. clean() strips control characters from user
-# text, so a marker can only ever come from a template.
-_LEAD, _OTHER = "\x00L\x00", "\x00O\x00"
+_LEAD, _OTHER = compose.LEAD, compose.OTHER  # who the templates name; see _compose
 
 
 def _introduce(text: str, marker: str, who: bank.Character, known: bool) -> str:
@@ -117,16 +114,25 @@ class _Cast(NamedTuple):
     thing: bank.Thing
 
 
-def _cast(premise: str, beats: Sequence[str], earlier: Sequence[str], rng: random.Random) -> _Cast:
-    """Who and where: whatever the story so far established, else what the premise suggests."""
-    met = _first_found(bank.CHARACTERS, lambda c: c.short, earlier)
-    named = _first_found(bank.CHARACTERS, lambda c: c.short, [premise])
-    roles = _first_found(bank.CHARACTERS, lambda c: c.role, [premise.lower()])
-    lead = (met or named or roles or [rng.choice(bank.CHARACTERS)])[0]
-    rest = [
-        c for c in [*met, *_first_found(bank.CHARACTERS, lambda c: c.short, beats)] if c != lead
-    ]
-    other = rest[0] if rest else rng.choice([c for c in bank.CHARACTERS if c != lead])
+def _cast(
+    premise: str,
+    beats: Sequence[str],
+    earlier: Sequence[str],
+    rng: random.Random,
+    gone: frozenset[str] = frozenset(),
+) -> _Cast:
+    """Who and where: whatever the story so far established, else what the premise suggests.
+
+    Characters in ``gone`` (dead or missing) are off the stage.
+    """
+    here = [c for c in bank.CHARACTERS if c.short not in gone] or list(bank.CHARACTERS)
+    met = _first_found(here, lambda c: c.short, earlier[::-1])  # in story order: a steady lead
+    named = _first_found(here, lambda c: c.short, [premise])
+    roles = _first_found(here, lambda c: c.role, [premise.lower()])
+    lead = (met or named or roles or [rng.choice(here)])[0]
+    now = _first_found(here, lambda c: c.short, beats[:1])  # whoever this beat names
+    rest = [c for c in [*now, *met, *_first_found(here, lambda c: c.short, beats)] if c != lead]
+    other = rest[0] if rest else rng.choice([c for c in here if c != lead])
     story = random.Random(_digest(premise))  # settings hang on the story, so they hold unspoken
 
     def recall(items: Sequence[T], name: Callable[[T], str], texts: Sequence[str]) -> T:
@@ -135,7 +141,7 @@ def _cast(premise: str, beats: Sequence[str], earlier: Sequence[str], rng: rando
     return _Cast(
         lead,
         other,
-        frozenset(c.short for c in met),
+        frozenset(c.short for c in _first_found(bank.CHARACTERS, lambda c: c.short, earlier)),
         recall(bank.PLACES, lambda p: p.name, [*earlier, premise]),
         recall(bank.SHIPS, lambda s: s, [*earlier, premise]),
         recall(bank.THINGS, lambda t: t.spoken, earlier),
@@ -145,8 +151,13 @@ def _cast(premise: str, beats: Sequence[str], earlier: Sequence[str], rng: rando
 class TemplateWriter:
     """Offline, deterministic writer: same request, same script.
 
-    Only English has templates; for any other ``context.language`` it still writes English
-    rather than failing. Ideas are woven in anonymously; crediting authors is the post's job.
+    Each episode stages its beat as a scene: a recap of the last beat (episode 1 states the
+    premise instead, the only time it is said), the beat happening to the cast, the community's
+    ideas happening in it too, what it costs, and a cliffhanger (or, at the end, a close).
+    The facts the story has established rule out next beats that would repeat or contradict
+    them. Only English has templates; for any other ``context.language`` it still writes
+    English rather than failing. Ideas are woven in anonymously; crediting authors is the
+    post's job.
     """
 
     def write(self, request: WriteRequest) -> Script:
@@ -161,9 +172,34 @@ class TemplateWriter:
         ideas = [t for t in (clean(i.text, 160).rstrip(_TRAILING) for i in request.ideas) if t][
             :_MAX_IDEAS
         ]
+        ideas = [i for i in ideas if not _same(i, beat) and not _same(i, premise)]
         proper = _proper_nouns([premise, show, beat, *ideas, *earlier])
         beats_so_far = [beat, *(clean(p.beat) for p in reversed(previous))]
-        cast = _cast(premise, beats_so_far, earlier, rng)
+        known = facts.facts_in(
+            [
+                *(clean(f) for f in ctx.facts),
+                *(clean(p.beat) for p in previous),
+                *earlier,
+            ]
+        )
+        told_facts = {text: facts.facts_in([text]) for text in [beat, *ideas]}
+        settled = {f.text for f in known}
+        new = {
+            f.text: (f, text)
+            for text, fs in told_facts.items()
+            for f in fs
+            if f.text not in settled
+        }
+        # Whoever is dead or missing, this episode's dead included, no longer acts in it.
+        gone = facts.gone([*known, *(f for f, _ in new.values())])
+        cast = _cast(premise, beats_so_far, earlier, rng, gone)
+        told = _scenes.analyse(beat, proper)
+        is_premise = _same(beat, premise)
+        story_ends = request.is_final and bool(_ENDING.search(beat))  # "End the story here" won
+        noun = _scenes.key_noun(_scenes.analyse(premise, proper) if is_premise else told, proper)
+        noun = "" if story_ends else noun
+        last_beat = clean(previous[-1].beat).rstrip(_TRAILING) if previous else ""
+        last_is_premise = bool(last_beat) and _same(last_beat, premise)
         slots = {
             "short": _LEAD,
             "oshort": _OTHER,
@@ -174,39 +210,42 @@ class TemplateWriter:
             "room": rng.choice(bank.ROOMS),
             "show": show,
             "premise": _capitalised(premise.rstrip(_TRAILING)),
-            "prev": as_clause(clean(previous[-1].beat), proper) if previous else "",
+            "noun": noun,
+            "prev": "" if last_is_premise else as_clause(last_beat, proper),
+            "prevnoun": _scenes.key_noun(_scenes.analyse(last_beat, proper), proper),
+            "beat": as_clause(beat, proper),
         }
 
         def pick(templates: Sequence[str], **extra: str) -> list[str]:
-            usable = [t for t in templates if ("{show}" not in t or show)]
-            usable = [t for t in usable if ("{prev}" not in t or slots["prev"])]
-            return [_sentence(t, {**slots, **extra}) for t in rng.sample(usable, len(usable))]
+            filled = {**slots, **extra}
+            usable = [t for t in templates if all(filled.get(s) for s in _SLOT.findall(t))]
+            return [_sentence(t, filled) for t in rng.sample(usable, len(usable))]
 
-        target = _target_words(request.target_seconds)
-        openers = pick(bank.OPENERS_FIRST if number == 1 else bank.OPENERS_LATER)
-        beat_clause = as_clause(beat, proper)
-        imperative = beat_clause.split()[0].lower() in bank.IMPERATIVE_VERBS
-        beats = pick(bank.IMPERATIVE_FRAMES if imperative else bank.BEAT_FRAMES, beat=beat_clause)
-
-        def woven(frames: Sequence[str]) -> list[str]:
-            return [
-                _sentence(f, {**slots, "idea": as_clause(i, proper)})
-                for f, i in zip(frames, ideas, strict=False)
-            ]
-
-        closers = pick(bank.ENDINGS if request.is_final else bank.CLIFFHANGERS)
+        opening = _opening(pick, number, earlier)
+        action: list[str] = []
+        if not is_premise and not story_ends:
+            frames = _FRAMES[told.kind]
+            if cast.lead.short in told.names:  # the beat's own subject acts; no "Varga ... Varga"
+                frames = tuple(f for f in frames if "{short}" not in f)
+            action = pick(frames)
+        reactions = [] if story_ends else pick(lines.REACTIONS if noun else lines.REACTIONS_PLAIN)
         if request.is_final:
-            closers = [f"{c} {bank.THE_END}" for c in closers]
-        core = [openers[0], beats[0], *woven(rng.sample(bank.IDEA_FRAMES, len(ideas))), closers[0]]
-        if _words(core) > target * 1.15:  # tight budget: fall back to the shortest frames
-            short = [min(o, key=lambda s: len(s.split())) for o in (openers, beats, closers)]
-            core = [short[0], short[1], *woven(sorted(bank.IDEA_FRAMES, key=len)), short[2]]
+            results = pick(lines.RESOLUTIONS if noun else lines.RESOLUTIONS_PLAIN)
+        else:
+            results = pick(lines.CONSEQUENCES if noun else lines.CONSEQUENCES_PLAIN)
+        closers = _closers(pick, request.is_final, earlier)
+        woven = [_idea(pick, idea, proper, i) for i, idea in enumerate(ideas)]
 
         object_line = pick(bank.OBJECT_FILLERS)[0]
-        fillers = pick(bank.FILLERS)
+        fillers = [f for f in pick(bank.FILLERS) if not earlier or f not in earlier[0]]
         fillers.insert(0 if rng.random() < 0.6 else len(fillers) // 2, object_line)
-        chosen = _fill(_words(core), target, fillers)
-        body = " ".join([core[0], *chosen[:1], *core[1:-1], *chosen[1:], core[-1]])
+        scene = compose.Scene(opening, action, reactions, woven, results, closers)
+        body, chosen = compose.assemble(
+            scene,
+            fillers,
+            _target_words(request.target_seconds),
+            someone_in_beat=bool(told.names),
+        )
         body = _introduce(body, _LEAD, cast.lead, cast.lead.short in cast.met)
         narration = " ".join(
             _introduce(body, _OTHER, cast.other, cast.other.short in cast.met).split()
@@ -216,14 +255,65 @@ class TemplateWriter:
             names.pop("oshort")  # no next beat about someone the listeners have not met
         shown = object_line in chosen or any(cast.thing.spoken in t for t in earlier)
         obj = cast.thing.short if shown else ""
+        options: tuple[str, ...] = ()
+        if not request.is_final:
+            used = [beat, *(clean(p.beat) for p in previous)]
+            options = _options(
+                request, names, obj, used, [*known, *(f for f, _ in new.values())], rng
+            )
         return Script(
-            title=f"Episode {number}: {_title(beat, rng, request.is_final)}",
+            title=f"Episode {number}: {_scenes.title(beat, told, rng, request.is_final)}",
             narration=narration,
             subtitles=split_lines(narration, SUBTITLE_WIDTH),
             image_prompt=_image_prompt(clean(ctx.style, 120), beat, cast, rng),
-            options=() if request.is_final else _options(request, names, obj, beat, previous, rng),
-            lore=_lore(cast, narration),
+            options=options,
+            lore=(*_lore(cast, narration), *(Lore("fact", f.text, src) for f, src in new.values())),
         )
+
+
+_SLOT = re.compile(r"\{(\w+)\}")
+_ENDING = re.compile(r"\b(?:story|tale)\b.*\bend\b|\bend the story\b", re.IGNORECASE)
+_FRAMES = {"order": lines.ORDER_FRAMES, "event": lines.EVENT_FRAMES, "thing": lines.THING_FRAMES}
+_Pick = Callable[..., list[str]]
+
+
+def _same(a: str, b: str) -> bool:
+    """Whether two texts tell the same thing (a beat that is the premise, give or take)."""
+    x, y = _norm(a), _norm(b)
+    if not x or not y:
+        return False
+    short, long = sorted((x, y), key=len)
+    if len(short.split()) >= 4 and f" {short} " in f" {long} ":
+        return True
+    wx, wy = set(x.split()), set(y.split())
+    return len(wx & wy) / len(wx | wy) >= 0.6
+
+
+def _opening(pick: _Pick, number: int, earlier: Sequence[str]) -> list[str]:
+    """Episode 1 states the premise; later ones recap the last beat, never as the last did."""
+    if number == 1:
+        return pick(lines.OPENERS_FIRST)
+    last = _scenes.recap_form(earlier[0]) if earlier else None
+    forms = [t for i, t in enumerate(lines.RECAPS) if i != last]
+    return pick(forms) or pick(lines.RECAPS_PLAIN)
+
+
+def _closers(pick: _Pick, is_final: bool, earlier: Sequence[str]) -> list[str]:
+    if is_final:
+        return [f"{c} {bank.THE_END}" for c in pick(bank.ENDINGS)]
+    recent = " ".join(earlier[:3])
+    fresh = [c for c in pick(bank.CLIFFHANGERS) if c not in recent]
+    return fresh or pick(bank.CLIFFHANGERS)
+
+
+def _idea(pick: _Pick, idea: str, proper: frozenset[str], index: int) -> list[str]:
+    """A community idea as something that happens in the scene (or that the crew decides).
+
+    The first idea takes every other frame and the second the rest, so two never share one.
+    """
+    kind = _scenes.analyse(idea, proper).kind
+    frames = {"order": lines.IDEA_ORDERS, "event": lines.IDEA_EVENTS}.get(kind, lines.IDEA_THINGS)
+    return pick(frames[index % 2 :: 2], idea=as_clause(idea, proper))
 
 
 def _lore(cast: _Cast, narration: str) -> tuple[Lore, ...]:
@@ -232,18 +322,6 @@ def _lore(cast: _Cast, narration: str) -> tuple[Lore, ...]:
     entries = [Lore("character", c.short, c.full, c.visual, keywords=(c.role,)) for c in people]
     entries.append(Lore("place", cast.place.name, cast.place.at, cast.place.visual))
     return tuple(entries)
-
-
-def _fill(count: int, target: int, fillers: Sequence[str]) -> list[str]:
-    """Atmosphere sentences, in order, until the narration is about ``target`` words long."""
-    chosen: list[str] = []
-    for filler in fillers:
-        if count >= target - 2:
-            break
-        if count + len(filler.split()) <= target + 3:
-            chosen.append(filler)
-            count += len(filler.split())
-    return chosen
 
 
 def _capitalised(text: str) -> str:
@@ -256,21 +334,6 @@ def _target_words(seconds: float) -> int:
     return max(10, min(400, round(WORDS_PER_SECOND * seconds)))
 
 
-def _title(beat: str, rng: random.Random, is_final: bool) -> str:
-    if is_final and rng.random() < 0.5:
-        return rng.choice(bank.FINAL_TITLES)
-    words = [w.strip(",;:") for w in beat.rstrip(_TRAILING).split()]
-    article = next((i for i, w in enumerate(words) if w.lower() in ("the", "a", "an")), None)
-    phrase: list[str] = []
-    for word in words[article + 1 : article + 3] if article is not None else []:
-        if word.lower() in bank.SMALL_WORDS or not word.replace("'", "").isalpha():
-            break
-        phrase.append(_capitalised(word[:14]))
-    if phrase and rng.random() < 0.6:
-        return rng.choice(bank.TITLE_FROM_BEAT).format(p=" ".join(phrase))
-    return rng.choice(bank.TITLES)
-
-
 def _image_prompt(style: str, beat: str, cast: _Cast, rng: random.Random) -> str:
     scene = [cast.lead.visual, cast.place.visual, cast.thing.visual, rng.choice(bank.LIGHTS)]
     look = f"{rng.choice(bank.MOODS)} mood, retro 1970s science fiction, film grain"
@@ -278,27 +341,30 @@ def _image_prompt(style: str, beat: str, cast: _Cast, rng: random.Random) -> str
 
 
 def _norm(text: str) -> str:
-    return " ".join(text.lower().rstrip(_TRAILING).split())
+    """Lower case, words only: how two beats are compared."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
 def _options(
     request: WriteRequest,
     slots: dict[str, str],
     obj: str,
-    beat: str,
-    previous: Sequence[PreviousEpisode],
+    used: Sequence[str],
+    known: Sequence[facts.Fact],
     rng: random.Random,
 ) -> tuple[str, ...]:
-    """2..max_options distinct next beats, none repeating this beat or an earlier one."""
+    """2..max_options distinct next beats: none told before on this path, none against a fact."""
     wanted = min(4, max(2, request.max_options))
-    taken = {_norm(beat), *(_norm(p.beat) for p in previous)}
+    taken = {_norm(b) for b in used}
     templates = [*bank.OPTIONS, *(bank.OBJECT_OPTIONS if obj else ())]
     templates = [t for t in templates if "{oshort}" not in t or "oshort" in slots]
     out: list[str] = []
     for template in rng.sample(templates, len(templates)):
         option = _sentence(template, {**slots, "obj": obj}).rstrip(_TRAILING)
-        if len(option) <= OPTION_MAX_CHARS and _norm(option) not in taken:
-            taken.add(_norm(option))
+        if len(option) > OPTION_MAX_CHARS or _norm(option) in taken:
+            continue
+        taken.add(_norm(option))
+        if not facts.contradicts(option, known):
             out.append(option)
         if len(out) == wanted:
             break
