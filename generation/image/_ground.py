@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from generation.image._paint import (
+    RGB,
     Arr,
     Canvas,
     cell_edges,
@@ -67,7 +68,7 @@ def paint_far(c: Canvas, ground: str) -> None:
         flat = smoothstep(0.55, 0.62, line_noise(c.rng, c.w, 5, 3))
         mesas = hz - h * c.uniform(0.03, 0.07) * flat * (0.6 + 0.4 * line_noise(c.rng, c.w, 9, 3))
         over(c.img, mix(c.pal.ground, c.pal.horizon, 0.6), np.clip(c.ys - mesas + 0.5, 0.0, 1.0))
-        _salt(c)
+        paint_plain(c)
     else:
         isl = smoothstep(0.6, 0.7, line_noise(c.rng, c.w, 3, 2))
         top = hz - h * 0.08 * isl * line_noise(c.rng, c.w, 6, 5, ridged=True)
@@ -103,14 +104,16 @@ def _plane(c: Canvas, row0: int) -> tuple[Arr, Arr, Arr]:
     return f32((c.xs - c.w / 2) / dist), f32(c.h / dist), dist
 
 
-def _salt(c: Canvas) -> None:
-    """A pale, cracked salt plain that mirrors a little of the sky at the horizon."""
+def paint_plain(
+    c: Canvas, far: RGB = (0.9, 0.87, 0.82), near: RGB = (0.88, 0.84, 0.78), tint: float = 0.6
+) -> None:
+    """A pale, cracked plain (salt; ice in blue) that mirrors a little of the sky at the horizon."""
     row0 = min(c.h - 1, int(np.ceil(c.horizon)))
     across, depth, dist = _plane(c, row0)
-    near = smoothstep(0.0, 0.4 * c.h, dist)
+    near_t = smoothstep(0.0, 0.4 * c.h, dist)
     p = c.pal
-    far_c, near_c = mix((0.9, 0.87, 0.82), p.horizon, 0.6), mix((0.88, 0.84, 0.78), p.ground, 0.3)
-    salt = col(far_c) + (col(near_c) - col(far_c)) * near[..., None]
+    far_c, near_c = mix(far, p.horizon, tint), mix(near, p.ground, tint / 2)
+    salt = col(far_c) + (col(near_c) - col(far_c)) * near_t[..., None]
     edge = cell_edges(c.rng.random((32, 32, 2), dtype=np.float32), across * 2.5, depth * 2.5)
     crack = (1.0 - smoothstep(0.02, 0.06, edge)) * smoothstep(0.02 * c.h, 0.3 * c.h, dist)
     salt = salt * (1.0 - 0.3 * crack)[..., None]
@@ -142,7 +145,7 @@ def _sea(c: Canvas) -> None:
 
 def paint_cave(c: Canvas) -> Arr:
     """Frame the view with a ragged cave mouth; returns the cave floor's profile."""
-    cx, rx = c.w * c.uniform(0.38, 0.62), c.w * c.uniform(0.3, 0.42)
+    cx, rx = c.w * c.uniform(0.38, 0.62), c.w * c.uniform(0.26, 0.36)
     cy, top = c.h * c.uniform(0.45, 0.58), c.h * c.uniform(0.04, 0.16)
     ry = cy - top
     tex = _texture(c, 5)

@@ -198,22 +198,31 @@ def box(x0: float, y0: float, x1: float, y1: float) -> list[Point]:
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
 
 
-def paint_shapes(c: Canvas, shapes: Sequence[Shape], opacity: float = 1.0, ss: int = 3) -> None:
-    """Draw filled polygons in order, supersampled for clean edges, only over their bounds."""
+def raster(c: Canvas, shapes: Sequence[Shape], ss: int = 3) -> tuple[int, int, Arr] | None:
+    """Filled polygons drawn in order, supersampled: (left, top, RGBA floats) over their bounds."""
     pts = [p for poly, _ in shapes for p in poly]
     if not pts:
-        return
+        return None
     x0 = max(0, int(min(p[0] for p in pts)) - 2)
     y0 = max(0, int(min(p[1] for p in pts)) - 2)
     x1 = min(c.w, int(max(p[0] for p in pts)) + 3)
     y1 = min(c.h, int(max(p[1] for p in pts)) + 3)
     if x1 <= x0 or y1 <= y0:
-        return
+        return None
     layer = Image.new("RGBA", ((x1 - x0) * ss, (y1 - y0) * ss), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     for poly, rgb in shapes:
         fill = (*(int(np.clip(v, 0.0, 1.0) * 255 + 0.5) for v in rgb), 255)
         draw.polygon([((x - x0) * ss, (y - y0) * ss) for x, y in poly], fill=fill)
     small = layer.resize((x1 - x0, y1 - y0), Image.Resampling.BOX)
-    rgba = np.asarray(small, dtype=np.float32) / 255.0
+    return x0, y0, np.asarray(small, dtype=np.float32) / 255.0
+
+
+def paint_shapes(c: Canvas, shapes: Sequence[Shape], opacity: float = 1.0, ss: int = 3) -> None:
+    """Draw filled polygons in order, supersampled for clean edges, only over their bounds."""
+    hit = raster(c, shapes, ss)
+    if hit is None:
+        return
+    x0, y0, rgba = hit
+    y1, x1 = y0 + rgba.shape[0], x0 + rgba.shape[1]
     over(c.img[y0:y1, x0:x1], rgba[..., :3], rgba[..., 3] * opacity)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,7 +24,9 @@ from generation.image._paint import (
 from generation.image._sky import paint_body
 
 
-def _place(pts: list[Point], cx: float, cy: float, sx: float, sy: float, ang: float) -> list[Point]:
+def place(
+    pts: Sequence[Point], cx: float, cy: float, sx: float, sy: float, ang: float
+) -> list[Point]:
     ca, sa = math.cos(ang), math.sin(ang)
     return [(cx + x * sx * ca - y * sy * sa, cy + x * sx * sa + y * sy * ca) for x, y in pts]
 
@@ -39,9 +42,9 @@ def glow(c: Canvas, x: float, y: float, radius: float, rgb: RGB, strength: float
     c.img[y0:y1, x0:x1] += col(rgb) * (strength * np.exp(-d2))[..., None]
 
 
-def _hull(c: Canvas, lit: RGB, shade: RGB, dark: RGB, stripe: RGB) -> list[tuple[list[Point], RGB]]:
+def hull_parts(c: Canvas, lit: RGB, shade: RGB, dark: RGB, stripe: RGB) -> list[Shape]:
     """Ship parts in hull units: x from tail -0.5 to nose 0.5, y across, up negative."""
-    parts: list[tuple[list[Point], RGB]] = [(box(-0.5, -0.62, -0.36, 0.62), shade)]
+    parts: list[Shape] = [(box(-0.5, -0.62, -0.36, 0.62), shade)]
     for y in np.linspace(-0.35, 0.35, int(c.rng.integers(2, 4))):
         parts.append(
             ([(-0.5, y - 0.12), (-0.5, y + 0.12), (-0.57, y + 0.2), (-0.57, y - 0.2)], dark)
@@ -71,27 +74,29 @@ def _hull(c: Canvas, lit: RGB, shade: RGB, dark: RGB, stripe: RGB) -> list[tuple
     return parts
 
 
-def paint_ship(c: Canvas) -> None:
+def paint_ship(c: Canvas, size: float = 1.0, centre: Point | None = None) -> None:
     """A long, blocky 1970s cruiser with segmented, striped hull panels and glowing engines."""
     p = c.pal
-    length = c.unit * c.uniform(0.35, 0.6)
+    length = c.unit * c.uniform(0.35, 0.6) * size
     thick = length * c.uniform(0.13, 0.19)
     cx, cy = c.w * c.uniform(0.25, 0.75), c.horizon * c.uniform(0.25, 0.55)
+    cx, cy = centre or (cx, cy)
     ang, flip = c.uniform(-0.2, 0.2), -1.0 if c.chance(0.5) else 1.0
     lit, shade = mix(p.hull, p.sun, 0.25), scale(p.hull, 0.42)
-    parts = _hull(c, lit, shade, scale(p.hull, 0.15), p.stripe)
-    paint_shapes(c, [(_place(pts, cx, cy, length * flip, thick, ang), rgb) for pts, rgb in parts])
+    parts = hull_parts(c, lit, shade, scale(p.hull, 0.15), p.stripe)
+    paint_shapes(c, [(place(pts, cx, cy, length * flip, thick, ang), rgb) for pts, rgb in parts])
     for ny in np.linspace(-0.35, 0.35, 3):
-        (ex, ey), *_ = _place([(-0.58, float(ny))], cx, cy, length * flip, thick, ang)
+        (ex, ey), *_ = place([(-0.58, float(ny))], cx, cy, length * flip, thick, ang)
         glow(c, ex, ey, thick * 0.3, mix(p.lights, (0.6, 0.8, 1.0), 0.6), 0.8)
 
 
-def paint_station(c: Canvas) -> None:
+def paint_station(c: Canvas, size: float = 1.0, centre: Point | None = None) -> None:
     """A wheel station: shaded ring segments with lit windows, spokes, hub and spindle."""
     p = c.pal
-    r = c.unit * c.uniform(0.1, 0.2)
+    r = c.unit * c.uniform(0.1, 0.2) * size
     flat, ang = c.uniform(0.25, 0.45), c.uniform(-0.3, 0.3)
     cx, cy = c.w * c.uniform(0.2, 0.8), c.horizon * c.uniform(0.25, 0.5)
+    cx, cy = centre or (cx, cy)
     lx, ly = c.sun[0] - cx, c.sun[1] - cy
     norm = math.hypot(lx, ly) + 1e-6
     back: list[Shape] = []
@@ -104,34 +109,32 @@ def paint_station(c: Canvas) -> None:
         tone = mix(scale(p.hull, 0.3), mix(p.hull, p.sun, 0.3), 0.5 + 0.5 * facing)
         seg = [(math.cos(a0), math.sin(a0)), (math.cos(a1), math.sin(a1))]
         quad = [(x, y) for x, y in seg] + [(x * 0.82, y * 0.82) for x, y in reversed(seg)]
-        shapes = [(_place(quad, cx, cy, r, r * flat, ang), tone)]
+        shapes = [(place(quad, cx, cy, r, r * flat, ang), tone)]
         if c.chance(0.4):
             win = [(math.cos(mid) * k, math.sin(mid) * k) for k in (0.9, 0.93)]
             win += [(x + 0.02, y) for x, y in reversed(win)]
-            shapes.append((_place(win, cx, cy, r, r * flat, ang), p.lights))
+            shapes.append((place(win, cx, cy, r, r * flat, ang), p.lights))
         (back if math.sin(mid) < 0 else front).extend(shapes)
-    hub: list[Shape] = [
-        (_place(box(-0.04, -1.3, 0.04, 0.9), cx, cy, r, r, ang), scale(p.hull, 0.6))
-    ]
+    hub: list[Shape] = [(place(box(-0.04, -1.3, 0.04, 0.9), cx, cy, r, r, ang), scale(p.hull, 0.6))]
     for k in range(int(c.rng.integers(3, 7))):
         a = 2 * math.pi * k / 6 + 0.3
         spoke = [(0.0, -0.02), (math.cos(a) * 0.85, math.sin(a) * 0.85 - 0.02)]
         spoke += [(x, y + 0.04) for x, y in reversed(spoke)]
-        hub.append((_place(spoke, cx, cy, r, r * flat, ang), scale(p.hull, 0.5)))
-    hub.append((_place(ellipse(0, 0, 0.14, 0.14), cx, cy, r, r, ang), mix(p.hull, p.sun, 0.2)))
-    hub.append((_place(ellipse(0, -1.3, 0.12, 0.04), cx, cy, r, r, ang), p.hull))
+        hub.append((place(spoke, cx, cy, r, r * flat, ang), scale(p.hull, 0.5)))
+    hub.append((place(ellipse(0, 0, 0.14, 0.14), cx, cy, r, r, ang), mix(p.hull, p.sun, 0.2)))
+    hub.append((place(ellipse(0, -1.3, 0.12, 0.04), cx, cy, r, r, ang), p.hull))
     paint_shapes(c, back + hub + front)
-    (bx, by), *_ = _place([(0.0, -1.3)], cx, cy, r, r, ang)
+    (bx, by), *_ = place([(0.0, -1.3)], cx, cy, r, r, ang)
     glow(c, bx, by, r * 0.05, p.lights, 0.8)
 
 
-def paint_city(c: Canvas, base: float) -> None:
+def paint_city(c: Canvas, base: float, size: float = 1.0) -> None:
     """Towers with lit windows and saucer tops behind a row of shaded glass domes."""
     p = c.pal
     mid, half, s = (
         c.w * c.uniform(0.3, 0.7),
-        c.w * c.uniform(0.14, 0.3),
-        c.unit * c.uniform(0.7, 1.1),
+        c.w * c.uniform(0.14, 0.3) * min(size, 1.6),
+        c.unit * c.uniform(0.7, 1.1) * size,
     )
     body = mix(p.ground, p.horizon, 0.3)
     lit_side = c.sun[0] > mid
@@ -195,4 +198,4 @@ def paint_figure(c: Canvas, profile: Arr | None) -> None:
         (ellipse(0.05, -0.91, 0.05, 0.035, n=12), mix(c.pal.sun, c.pal.lights, 0.5)),
         (box(-0.2, -1.15, -0.19, -0.82), dark),
     ]
-    paint_shapes(c, [(_place(pts, x, foot, height * face, height, 0.0), rgb) for pts, rgb in parts])
+    paint_shapes(c, [(place(pts, x, foot, height * face, height, 0.0), rgb) for pts, rgb in parts])

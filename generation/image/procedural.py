@@ -3,53 +3,45 @@
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from generation.files import atomic_output
+from generation.image._bays import paint_cryo, paint_engine, paint_lab
+from generation.image._decks import Lit, paint_airlock, paint_bridge, paint_corridor
+from generation.image._exteriors import (
+    paint_base,
+    paint_ice,
+    paint_space,
+    paint_storm,
+    paint_viewport,
+    paint_wreck,
+)
+from generation.image._figures import paint_cast
 from generation.image._ground import paint_cave, paint_far, paint_near
-from generation.image._paint import PALETTES, Arr, Canvas, resize
+from generation.image._paint import PALETTES, RGB, Arr, Canvas, Palette, mix, resize
 from generation.image._props import paint_city, paint_figure, paint_ship, paint_station
+from generation.image._scenes import INTERIORS, KINDS, SPACE, Scene, SceneKind, plan_scene
 from generation.image._sky import paint_nebula, paint_planets, paint_sky, paint_stars, paint_sun
 from generation.image.base import ImageRequest
 from story_state.errors import GenerationError
 
+__all__ = ["KINDS", "ProceduralRenderer", "Scene", "derive_seed", "layout", "paint", "plan_scene"]
+
 MIN_SIDE, MAX_SIDE = 16, 4096
 
 Pixels = np.ndarray[tuple[int, int, int], np.dtype[np.uint8]]
-Ground = Literal["mountains", "desert", "ocean"]
-Craft = Literal["none", "ship", "station"]
-
-_VOCABULARY = """
-ship: ship ships spaceship starship rocket freighter cruiser shuttle
-station: station stations orbital satellite outpost wheel
-city: city cities colony colonies dome domes tower towers settlement
-desert: desert deserts dune dunes salt sand sands flats wasteland
-mountains: mountain mountains peak peaks ridge ridges crag crags cliffs
-ocean: ocean oceans sea seas water lake shore beach tide waves
-cave: cave caves cavern caverns mine mines tunnel tunnels grotto
-figure: astronaut explorer figure traveller traveler pilot captain stranger wanderer
-"""
-_WORDS: dict[str, frozenset[str]] = {
-    name.strip(): frozenset(words.split())
-    for name, _, words in (line.partition(":") for line in _VOCABULARY.strip().splitlines())
-}
-
-
-@dataclass(frozen=True)
-class Scene:
-    """What goes into one still, decided from the prompt's words and then the seed."""
-
-    ground: Ground
-    craft: Craft
-    city: bool
-    cave: bool
-    figure: bool
+_ROOMS: dict[str, Callable[[Canvas, RGB | None], Lit]] = {
+    "cryo": paint_cryo, "corridor": paint_corridor, "airlock": paint_airlock,
+    "bridge": paint_bridge, "engine": paint_engine, "lab": paint_lab,
+}  # fmt: skip
+_OUTDOORS: dict[str, Callable[[Canvas], None]] = {
+    "wreck": paint_wreck, "storm": paint_storm, "base": paint_base, "ice": paint_ice,
+}  # fmt: skip
+_ICY = ("ice-violet", "magenta-indigo")
 
 
 def derive_seed(seed: int, prompt: str) -> int:
@@ -58,24 +50,10 @@ def derive_seed(seed: int, prompt: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def plan_scene(prompt: str, rng: np.random.Generator) -> Scene:
-    """Keywords in the prompt choose the scene; whatever they leave open, the seed picks."""
-    words = set(re.findall(r"[a-z]+", prompt.lower()))
-    hit = {name for name, vocab in _WORDS.items() if words & vocab}
-    rolls = rng.random(6)
-    grounds: tuple[Ground, ...] = ("mountains", "desert", "ocean")
-    ground: Ground = grounds[int(np.searchsorted([0.45, 0.72], rolls[0]))]
-    for name in grounds:
-        ground = name if name in hit else ground
-    craft: Craft = "ship" if rolls[1] < 0.3 else "station" if rolls[1] < 0.5 else "none"
-    craft = "ship" if "ship" in hit else "station" if "station" in hit else craft
-    return Scene(
-        ground=ground,
-        craft=craft,
-        city="city" in hit or bool(rolls[2] < 0.3),
-        cave="cave" in hit or (not hit and bool(rolls[3] < 0.12)),
-        figure="figure" in hit or bool(rolls[4] < 0.45),
-    )
+def layout(request: ImageRequest) -> Scene:
+    """The scene ``paint`` will draw for this request (the same first draws of the same rng)."""
+    rng = np.random.default_rng(derive_seed(request.seed, request.prompt))
+    return plan_scene(request.prompt, rng)
 
 
 class ProceduralRenderer:
@@ -101,33 +79,63 @@ def paint(request: ImageRequest) -> Pixels:
     rng = np.random.default_rng(derive_seed(request.seed, request.prompt))
     scene = plan_scene(request.prompt, rng)
     h, w = request.height, request.width
-    pal = PALETTES[int(rng.integers(len(PALETTES)))]
+    pal = _palette(scene.kind, rng)
     horizon = h * float(rng.uniform(0.55, 0.68))
     sun_visible = bool(rng.random() < 0.6)
     sun_y = horizon * float(rng.uniform(0.55, 0.92)) if sun_visible else -0.3 * h
     sun = (w * float(rng.uniform(0.1, 0.9)), sun_y)
     img = np.zeros((h, w, 3), dtype=np.float32)
     c = Canvas(img, rng, pal, horizon, sun, sun_visible)
+    if scene.kind in INTERIORS:
+        light_x, light = _ROOMS[scene.kind](c, scene.light)
+    else:
+        _outdoors(c, scene)
+        light_x, light = c.sun[0], mix(pal.sun, pal.horizon, 0.3)
+    paint_cast(c, scene.cast, light_x, light)
+    if scene.cast and scene.kind in SPACE:
+        paint_viewport(c)
+    grain = 0.035 if "grain" in request.style.lower() else 0.022
+    return _film(c.img, rng, grain)
+
+
+def _palette(kind: SceneKind, rng: np.random.Generator) -> Palette:
+    pool = [p for p in PALETTES if p.name in _ICY] if kind == "ice" else list(PALETTES)
+    return pool[int(rng.integers(len(pool)))]
+
+
+def _outdoors(c: Canvas, scene: Scene) -> None:
+    """Sky, then what stands in it, then the ground, nearest last."""
+    if scene.kind in SPACE:
+        c.horizon, c.sun_visible = float(c.h), False
+        paint_space(c, scene.kind)
+        return
+    kind = scene.kind
+    if kind == "ice":
+        c.horizon = c.h * c.uniform(0.5, 0.6)
     paint_sky(c)
     paint_nebula(c)
     paint_stars(c)
     paint_sun(c)
     paint_planets(c)
-    if scene.craft == "ship":
+    if scene.craft == "ship" and kind != "wreck":
         paint_ship(c)
     elif scene.craft == "station":
         paint_station(c)
-    paint_far(c, scene.ground)
-    if scene.city:
-        lift = 0.0 if scene.ground == "ocean" else c.uniform(0.02, 0.1)
-        paint_city(c, horizon + h * lift)
-    profile = paint_near(c, scene.ground, footing=scene.figure)
-    if scene.cave:
-        profile = paint_cave(c)
-    if scene.figure:
-        paint_figure(c, profile)
-    grain = 0.035 if "grain" in request.style.lower() else 0.022
-    return _film(c.img, rng, grain)
+    if kind in _OUTDOORS:
+        _OUTDOORS[kind](c)
+    else:
+        ground = kind if kind in ("desert", "mountains", "ocean") else "desert"
+        ground = "mountains" if kind == "cave" else ground
+        paint_far(c, ground)
+        if kind == "city" or (scene.city and kind != "cave"):
+            big = kind == "city"
+            lift = 0.0 if ground == "ocean" else c.uniform(0.02, 0.1) + (0.12 if big else 0.0)
+            paint_city(c, c.horizon + c.h * lift, 1.7 if big else 1.0)
+        profile = paint_near(c, ground, footing=scene.figure)
+        if kind == "cave":
+            profile = paint_cave(c)
+        if scene.figure and not scene.cast:
+            paint_figure(c, profile)
 
 
 def _film(img: Arr, rng: np.random.Generator, grain: float) -> Pixels:

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from generation.image.base import ImageRenderer, ImageRequest
-from generation.image.procedural import ProceduralRenderer, derive_seed, plan_scene
+from generation.image.procedural import KINDS, ProceduralRenderer, derive_seed, plan_scene
 from story_state.errors import GenerationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,10 +119,10 @@ def test_invalid_size_raises_generation_error(tmp_path: Path, width: int, height
         ("The freighter Aurora drifts", "craft", "ship"),
         ("A wheel station turns in orbit", "craft", "station"),
         ("The domes of the colony glow", "city", True),
-        ("Nothing grows on the salt flats", "ground", "desert"),
-        ("Jagged peaks at dawn", "ground", "mountains"),
-        ("A silent sea", "ground", "ocean"),
-        ("Deep in the old mine", "cave", True),
+        ("Nothing grows on the salt flats", "kind", "desert"),
+        ("Jagged peaks at dawn", "kind", "mountains"),
+        ("A silent sea", "kind", "ocean"),
+        ("Deep in the old mine", "kind", "cave"),
         ("The astronaut waits", "figure", True),
     ],
 )
@@ -133,8 +133,11 @@ def test_prompt_keywords_choose_the_scene(prompt: str, field: str, expected: obj
 
 
 def test_without_keywords_the_seed_picks_the_scene() -> None:
-    scenes = [plan_scene("Episode 12", np.random.default_rng(s)) for s in range(60)]
-    assert {s.ground for s in scenes} == {"mountains", "desert", "ocean"}
+    scenes = [plan_scene("Episode 12", np.random.default_rng(s)) for s in range(400)]
+    assert {s.kind for s in scenes} == set(KINDS)
+    kinds = [s.kind for s in scenes]
+    # Open landscapes stay the most common pick, as before scene kinds existed.
+    assert kinds.count("mountains") > kinds.count("lab") + kinds.count("airlock")
     assert {s.craft for s in scenes} == {"none", "ship", "station"}
     assert {s.city for s in scenes} == {True, False}
     assert {s.figure for s in scenes} == {True, False}
