@@ -51,6 +51,20 @@ def tokens(text: str) -> frozenset[str]:
     return frozenset(content or (stem(w) for w in words))
 
 
+def centrality(texts: Sequence[str]) -> list[tuple[float, int]]:
+    """How well each text says what the group says: (Jaccard similarity to the words that
+    most of the texts use, how many texts use exactly its words).
+
+    The most central member of a cluster is its most faithful wording: "The miners rebel"
+    over "the mining crew rises up and rebels against the company at dawn".
+    """
+    sets = [tokens(t) for t in texts]
+    used = Counter(tok for s in sets for tok in s)
+    core = frozenset(tok for tok, n in used.items() if 2 * n > len(sets))
+    same = Counter(sets)
+    return [(jaccard(s, core), same[s]) for s in sets]
+
+
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     if not a or not b:
         return 0.0

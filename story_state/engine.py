@@ -6,9 +6,11 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from story_state.cluster import STOPWORDS, group_texts
+from story_state.cluster import STOPWORDS, centrality, group_texts
 
 _STOP = STOPWORDS
+# A community option is the idea in its people's own words; longer ones are cut at a word.
+COMMUNITY_MAX_CHARS = 50
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,14 @@ def cluster_suggestions(
     threshold: float = 0.5,
     vector_threshold: float = 0.8,
 ) -> list[Cluster]:
-    """Merge near-duplicate ideas and rank the clusters by support.
+    """Merge near-duplicate ideas and rank the clusters: most distinct people first.
 
-    Support = distinct authors + likes and boosts (normalised per platform). The caller
-    passes one suggestion per person (their best-supported); a person in several clusters
-    counts once in each. Ties are broken by the seeded ``rng``; ``why`` records the sums.
+    Support = distinct authors + likes and boosts (normalised per platform); it orders
+    clusters backed by as many people, so likes never lift one person's idea over an idea
+    that more people asked for. The caller passes one suggestion per person (their
+    best-supported); a person in several clusters counts once in each. A cluster's key is
+    its most representative member's text (``centrality``; then the most liked, then the
+    first). Ties are broken by the seeded ``rng``; ``why`` records the sums.
     """
     scale = _engagement_scale(suggestions)
     clusters = []
@@ -80,7 +85,13 @@ def cluster_suggestions(
         authors = tuple(dict.fromkeys(m.author for m in members))
         raw = sum(m.likes + m.boosts for m in members)
         engagement = sum((m.likes + m.boosts) * scale[m.platform] for m in members)
-        best = max(members, key=lambda m: (m.likes + m.boosts, -m.id))
+        central = centrality([m.text for m in members])
+        best = members[
+            max(
+                range(len(members)),
+                key=lambda i: (*central[i], members[i].likes + members[i].boosts, -members[i].id),
+            )
+        ]
         support = round(len(authors) + engagement, 3)
         clusters.append(
             Cluster(
@@ -95,7 +106,10 @@ def cluster_suggestions(
             )
         )
     tiebreak = [rng.random() for _ in clusters]
-    order = sorted(range(len(clusters)), key=lambda i: (-clusters[i].support, tiebreak[i]))
+    order = sorted(
+        range(len(clusters)),
+        key=lambda i: (-len(clusters[i].authors), -clusters[i].support, tiebreak[i]),
+    )
     return [clusters[i] for i in order]
 
 
@@ -126,6 +140,23 @@ def _whole_words(text: str, limit: int) -> str:
     return (kept or text[:limit]).rstrip(" ,;:-–—")
 
 
+def community_label(text: str, max_chars: int) -> str:
+    """An idea as a poll option in its own words: at most ``COMMUNITY_MAX_CHARS`` (or the
+    platform's limit, if smaller), cut at a word with "…" when longer; no words dropped."""
+    limit = max(2, min(COMMUNITY_MAX_CHARS, max_chars))
+    text = " ".join(text.split()).rstrip(".!?")
+    if len(text) <= limit:
+        return text
+    return _whole_words(text, limit - 1) + "…"
+
+
+def community_pick(clusters: Sequence[Cluster], current_beat: str = "") -> Cluster | None:
+    """The idea backed by the most distinct people (then support, then rank), unless it is
+    the beat being told now."""
+    eligible = [c for c in clusters if c.key.strip() and c.key.strip() != current_beat.strip()]
+    return max(eligible, key=lambda c: (len(c.authors), c.support), default=None)
+
+
 def build_options(
     writer_options: Sequence[str],
     clusters: Sequence[Cluster],
@@ -134,30 +165,32 @@ def build_options(
     max_chars: int,
     current_beat: str = "",
 ) -> list[OptionSpec]:
-    """The next poll: the writer's beats plus the top community idea as a wildcard."""
+    """The next poll: the writer's beats plus the community's idea as a wildcard.
+
+    The wildcard is ``community_pick``: the idea the most people asked for, whatever was
+    woven into the episode as a rumour; its slot is kept even when a writer beat reads the
+    same (the writer's copy gives way).
+    """
     max_options = max(2, min(4, max_options))
+    top = community_pick(clusters, current_beat)
+    community = None
+    if top is not None:
+        label = community_label(top.key, max_chars)
+        if label:
+            community = OptionSpec(label, top.key.strip(), "community", top.authors)
     specs: list[OptionSpec] = []
-    labels: set[str] = set()
-
-    def add(beat: str, source: str, authors: tuple[str, ...] = ()) -> None:
-        label = fit_label(beat, max_chars)
-        if label and label.lower() not in labels and beat.strip() != current_beat.strip():
-            labels.add(label.lower())
-            specs.append(OptionSpec(label, beat.strip(), source, authors))
-
-    top = clusters[0] if clusters else None
-    writer_slots = max_options - 1 if top else max_options
+    labels = {community.label.lower()} if community else set()
+    writer_slots = max_options - 1 if community else max_options
     for beat in writer_options:
         if len(specs) >= writer_slots:
             break
-        add(beat, "writer")
-    if top is not None:
-        add(top.key, "community", top.authors)
-    for beat in writer_options:  # refill if the wildcard duplicated a writer beat
-        if len(specs) >= max_options:
-            break
-        add(beat, "writer")
-    return specs[:max_options]
+        label = fit_label(beat, max_chars)
+        if label and label.lower() not in labels and beat.strip() != current_beat.strip():
+            labels.add(label.lower())
+            specs.append(OptionSpec(label, beat.strip(), "writer"))
+    if community is not None:
+        specs.append(community)
+    return specs
 
 
 def decide(

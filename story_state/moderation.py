@@ -6,7 +6,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from story_state.text import clean_text, reject_reason
+from story_state.injection import instructions_reason
+from story_state.text import clean_text, read_reply, reject_reason
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class Rules:
     max_length: int = 400
     approval_mode: bool = False
     canon: tuple[CanonRule, ...] = field(default_factory=tuple)
+    # The bot's own handles ("storybot", "storybot@example.social"): a mention of the bot
+    # is how a reply reaches it, not spam. Lower-case, without the leading "@".
+    own_handles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -60,13 +64,28 @@ def contradiction(text: str, canon: Sequence[CanonRule]) -> str | None:
 
 
 def moderate(raw: str, author_handle: str, rules: Rules, *, is_html: bool = False) -> Verdict:
-    """Clean ``raw`` and judge it; rejected text is kept (with the reason) but never used."""
-    text = clean_text(raw, is_html=is_html, max_length=rules.max_length)
+    """Clean ``raw`` and judge it; rejected text is kept (with the reason) but never used.
+
+    Besides the text rules (``reject_reason``), text that speaks to the bot instead of the
+    story ("ignore all previous instructions", "SYSTEM:", "<|im_start|>") is rejected with
+    the reason "instructions to the bot (...)", whatever writer would have read it.
+    """
+    reading = read_reply(raw, is_html=is_html)
+    text = clean_text(reading.text, max_length=rules.max_length)
     # Judge the whole reply, not the part kept: cut at a word, a 50 KB reply ends just under
     # max_length and slipped past the length rule (and a blocked word past the cut, too).
-    whole = clean_text(raw, is_html=is_html, max_length=max(len(raw), 1))
-    reason = _blocked(author_handle, rules) or reject_reason(
-        raw, whole, blocklist=rules.blocklist, max_length=rules.max_length
+    whole = clean_text(reading.text, max_length=max(len(raw), 1))
+    reason = (
+        _blocked(author_handle, rules)
+        or reject_reason(
+            raw,
+            whole,
+            blocklist=rules.blocklist,
+            max_length=rules.max_length,
+            own_handles=rules.own_handles,
+            reading=reading,
+        )
+        or instructions_reason(whole)
     )
     if reason is not None:
         return Verdict(text, accepted=False, reason=reason)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
 from html.parser import HTMLParser
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_MENTION = re.compile(r"(?<!\w)@[\w.-]+(?:@[\w.-]+)?")
+# "@ana", "@ana@example.social", "@storybot@127.0.0.1:8000" (Takahe names local accounts with
+# the port), and the ":" or "," typed after a mention that opens a reply ("@storybot: idea").
+_MENTION = re.compile(r"(?<!\w)@([\w.-]+(?:@[\w.-]+(?::\d{1,5})?)?)[:,]?")
 _HASHTAG = re.compile(r"(?<!\w)#(\w+)")
 _SPACE = re.compile(r"\s+")
 _REFORMABLE = re.compile(r"[@#]|://|www\.", re.IGNORECASE)
@@ -15,9 +20,31 @@ _MARKUP = re.compile(
     r"<\s*/?\s*(?:script|iframe|img|style|object|embed|svg|a|link|meta)\b|javascript:", re.I
 )
 _REPEAT = re.compile(r"(.)\1{5,}")
+# A word (or a phrase of up to three) said four times or more in a row: padding.
+_WORD_RUN = re.compile(r"(?<!\w)(\w+(?:\W+\w+){0,2}?)(?:\W+\1(?!\w)){3,}", re.IGNORECASE)
+_WORDS = re.compile(r"\w+")
+# An address shown as a link's text ("example.com/page"): dropped with the link.
+_ADDRESS = re.compile(r"^\S*[./]\S*$")
+_HREF = re.compile(r"^[a-z][a-z0-9+.-]*://([^/?#]+)([^?#]*)", re.IGNORECASE)
+MAX_LINKS = 2  # a reply with this many links is spam
+MAX_MENTIONS = 4  # ... or with this many mentions of other accounts
 # Control, format (bidi overrides, zero-width) and combining marks stacked in zalgo text.
 _STRIP_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}
 _BLOCK_TAGS = {"p", "br", "div", "li"}
+_ASCII_CONTROLS = dict.fromkeys([*range(32), 127])
+# Capitals whose lower-case letter looks like another Latin letter (Greek Ν → ν, read "v"):
+# mapped before case folding. Lisu letters have no case and copy Latin capitals.
+_CONFUSABLE_CAPITALS = str.maketrans(
+    {
+        "Η": "h",
+        "Ν": "n",
+        "Υ": "y",
+        "Μ": "m",
+        "Ζ": "z",
+        "Ү": "y",
+        **dict(zip("ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ", "abcdefghijklmnoprstuvwxyz", strict=True)),
+    }
+)
 # Letters that look like Latin ones (Cyrillic, Greek, Armenian, Cherokee, small capitals, IPA),
 # for matching the blocklist against a skeleton: "ԁаrn" must be caught like "darn".
 _CONFUSABLES = str.maketrans(
@@ -52,34 +79,152 @@ _CONFUSABLES = str.maketrans(
 )
 
 
+@dataclass(frozen=True)
+class Reading:
+    """A reply as people read it: its text, and each mention and link in it once.
+
+    Mastodon's HTML names a mention or a link twice (the address in ``href``, the text
+    shown); counted in the HTML, an ordinary reply with two mentions looked like spam.
+    """
+
+    text: str
+    mentions: tuple[str, ...]  # handles, lower-case, without the leading "@"
+    links: tuple[str, ...]
+
+
 class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.plain: list[str] = []  # text outside links, where typed addresses are counted
+        self.mentions: list[str] = []
+        self.links: list[str] = []
         self._skip = 0
+        self._link: tuple[str, str, list[str]] | None = None  # kind, href, the text shown
+
+    def _emit(self, text: str) -> None:
+        if self._link is not None:
+            self._link[2].append(text)
+        else:
+            self.parts.append(text)
+            self.plain.append(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self._skip += 1
         elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
+            self._emit(" ")
+        elif tag == "a":
+            self._end_link()
+            found = {name: value or "" for name, value in attrs}
+            classes, rel = found.get("class", "").split(), found.get("rel", "").split()
+            kind = (
+                "tag"
+                if "hashtag" in classes or "tag" in rel
+                else "mention"
+                if "mention" in classes
+                else "link"
+            )
+            self._link = (kind, found.get("href", "").strip(), [])
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style") and self._skip:
             self._skip -= 1
         elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
+            self._emit(" ")
+        elif tag == "a":
+            self._end_link()
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
-            self.parts.append(data)
+            self._emit(data)
+
+    def close(self) -> None:
+        super().close()
+        self._end_link()
+
+    def _end_link(self) -> None:
+        if self._link is None:
+            return
+        kind, href, shown_parts = self._link
+        self._link = None
+        shown = "".join(shown_parts)
+        if kind == "mention" or (kind == "link" and shown.strip().startswith("@")):
+            handle = _handle(shown, href)
+            self.mentions.append(handle)
+            # As shown ("@ana"), unless the text shown is no plain mention of the handle.
+            plain = _MENTION.fullmatch(shown.strip())
+            self.parts.append(shown if plain else f" @{handle} " if handle else " ")
+        elif kind == "tag" or not href:
+            self.parts.append(shown)
+        else:
+            self.links.append(href)
+            # The address shown as text goes with the link; words shown stay words.
+            self.parts.append(" " if _ADDRESS.match(shown.strip()) else shown)
+
+
+def _handle(shown: str, href: str) -> str:
+    """``user@host`` from a mention's text ("@ana", "@ana@host") and address."""
+    user, _, host = shown.strip().lstrip("@").partition("@")
+    address = _HREF.match(href)
+    if address is not None:
+        path = address.group(2).strip("/")
+        if not user:
+            user = path.rsplit("/", 1)[-1].lstrip("@").partition("@")[0]
+        if not host:  # Takahe: https://127.0.0.1:8000/@storybot@127.0.0.1:8000/
+            at_host = path.rsplit("/", 1)[-1].lstrip("@").partition("@")[2]
+            host = at_host or address.group(1).rpartition("@")[2]
+    user = re.sub(r"[^\w.-]", "", user)
+    host = re.sub(r"[^\w.:-]", "", host)
+    return (f"{user}@{host}" if host else user).lower()
+
+
+def read_reply(raw: str, *, is_html: bool = False) -> Reading:
+    """The text people see, with its mentions and links counted once each."""
+    if not is_html:
+        return Reading(raw, _mentions_in(raw), tuple(_URL.findall(raw)))
+    parser = _TextExtractor()
+    parser.feed(raw)
+    parser.close()
+    plain = "".join(parser.plain)
+    return Reading(
+        "".join(parser.parts),
+        (*parser.mentions, *_mentions_in(plain)),
+        (*parser.links, *_URL.findall(plain)),
+    )
+
+
+def _mentions_in(text: str) -> tuple[str, ...]:
+    """The handles typed in ``text``; an address's "/@ana/123" is part of a link, not one."""
+    return tuple(m.group(1).lower() for m in _MENTION.finditer(_URL.sub(" ", text)))
 
 
 def html_to_text(html: str) -> str:
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    return "".join(parser.parts)
+    return read_reply(html, is_html=True).text
+
+
+def is_own(handle: str, own_handles: Collection[str]) -> bool:
+    """Whether ``handle`` names the bot: "storybot" matches it on any server."""
+    handle = handle.lower()
+    user = handle.partition("@")[0]
+    return any(own == handle or ("@" not in own and own == user) for own in own_handles)
+
+
+def padding(text: str) -> int:
+    """How many words of ``text`` are a word or phrase repeated four times or more in a row."""
+    return len(_WORDS.findall(text)) - len(_WORDS.findall(_collapse_runs(text)))
+
+
+def _collapse_runs(text: str) -> str:
+    counts = Counter(_WORDS.findall(text.lower()))
+    if not counts or max(counts.values()) < 4:
+        return text  # no word four times: no run (the common case, and a cheap look)
+    for _ in range(8):  # collapsing may line up a new run ("a a a a b a b a b a b")
+        shorter = _WORD_RUN.sub(r"\1", text)
+        if shorter == text:
+            break
+        text = shorter
+    return text
 
 
 def _strip_marks(text: str) -> str:
@@ -102,7 +247,10 @@ def _strip_marks(text: str) -> str:
 def skeleton(text: str) -> str:
     """``text`` as the blocklist sees it: NFKC, case-folded, with no hidden characters or
     accents, and look-alike letters from other scripts mapped to the Latin ones."""
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    if text.isascii():  # most replies: nothing to normalise, fold or map
+        return text.lower().translate(_ASCII_CONTROLS)
+    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLE_CAPITALS).casefold()
+    text = unicodedata.normalize("NFKD", text)
     kept = (
         ch
         for ch in text
@@ -113,7 +261,8 @@ def skeleton(text: str) -> str:
 
 
 def clean_text(raw: str, *, is_html: bool = False, max_length: int = 400) -> str:
-    """Plain, normalised text: no markup, links, mentions, hashtags or hidden characters."""
+    """Plain, normalised text: no markup, links, mentions, hashtags or hidden characters,
+    and a word repeated as padding ("go go go go go") said once."""
     text = html_to_text(raw) if is_html else raw
     # Normalise again after stripping: a removed control may have kept a letter and its
     # accent apart ("A\x00\u0301").
@@ -125,7 +274,7 @@ def clean_text(raw: str, *, is_html: bool = False, max_length: int = 400) -> str
         text = _MENTION.sub(" ", text)
         text = _HASHTAG.sub(r"\1", text)
         text = _REPEAT.sub(lambda m: m.group(1) * 3, text)
-        text = _SPACE.sub(" ", text).strip()
+        text = _SPACE.sub(" ", _collapse_runs(text)).strip()
         if text == before or not _REFORMABLE.search(text):
             break
     return shorten(text, max_length)
@@ -142,17 +291,33 @@ def shorten(text: str, limit: int) -> str:
 
 
 def reject_reason(
-    raw: str, cleaned: str, *, blocklist: tuple[re.Pattern[str], ...] = (), max_length: int = 400
+    raw: str,
+    cleaned: str,
+    *,
+    blocklist: tuple[re.Pattern[str], ...] = (),
+    max_length: int = 400,
+    is_html: bool = False,
+    own_handles: Collection[str] = (),
+    reading: Reading | None = None,
 ) -> str | None:
-    """Why a suggestion may not be used, or None when it may."""
+    """Why a suggestion may not be used, or None when it may.
+
+    Links and mentions are counted as people see them (``read_reply``), the bot's own
+    handles (``own_handles``) not at all.
+    """
     if not cleaned or not any(ch.isalnum() for ch in cleaned):
         return "empty after cleaning"
     if _MARKUP.search(cleaned):
         return "markup or code"
-    if len(_URL.findall(raw)) >= 2 or len(_MENTION.findall(raw)) >= 4:
+    reading = reading or read_reply(raw, is_html=is_html)
+    others = [m for m in reading.mentions if not is_own(m, own_handles)]
+    if len(reading.links) >= MAX_LINKS or len(others) >= MAX_MENTIONS:
         return "link or mention spam"
     if len(cleaned) > max_length and len(raw) > 2 * max_length:
         return "too long"
+    padded = padding(reading.text)
+    if padded >= 6 and 2 * padded > len(_WORDS.findall(reading.text)):
+        return "repeated-word padding"
     bare = skeleton(cleaned)
     for pattern in blocklist:
         if pattern.search(cleaned) or pattern.search(bare):

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import random
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,7 @@ from generation.pipeline import derive_seed
 from story_state import engine
 from story_state.db import session_scope
 from story_state.errors import ConfigError
+from story_state.injection import instructions_reason
 from story_state.models import Contributor, Episode, LoreEntry, Round, Suggestion
 from story_state.moderation import CanonRule, Rules, moderate, normalise_handle
 from story_state.text import compile_blocklist
@@ -43,7 +45,13 @@ def _blocklist(path: Path | None, mtime: float) -> tuple[Pattern[str], ...]:
         raise ConfigError(f"moderation.blocklist_file: bad pattern in {path}: {exc}") from None
 
 
-def rules_for(session: Session, story_id: int, settings: ModerationSettings) -> Rules:
+def rules_for(
+    session: Session,
+    story_id: int,
+    settings: ModerationSettings,
+    own_handles: Iterable[str] = (),
+) -> Rules:
+    """The story's moderation rules; ``own_handles`` are the bot's (its mention is not spam)."""
     path = settings.blocklist_file
     mtime = path.stat().st_mtime if path is not None and path.exists() else 0.0
     canon = []
@@ -60,6 +68,7 @@ def rules_for(session: Session, story_id: int, settings: ModerationSettings) -> 
         max_length=settings.max_length,
         approval_mode=settings.approval_mode,
         canon=tuple(canon),
+        own_handles=frozenset(normalise_handle(h) for h in own_handles if h.strip()),
     )
 
 
@@ -68,7 +77,11 @@ def contributor(session: Session, platform: str, handle: str, name: str) -> Cont
         select(Contributor).where(Contributor.platform == platform, Contributor.handle == handle)
     ).first()
     if found is None:
-        found = Contributor(platform=platform, handle=handle, display_name=name or handle)
+        # A display name is shown in credits and handed to the writer: one that reads as
+        # instructions to the bot is replaced by the handle.
+        if not name or instructions_reason(name) is not None:
+            name = handle
+        found = Contributor(platform=platform, handle=handle, display_name=name)
         session.add(found)
         session.flush()
     return found
@@ -103,18 +116,20 @@ def harvest(
     settings: ModerationSettings,
     now: datetime,
     later: bool = False,
+    own_handles: Iterable[str] = (),
 ) -> int:
     """Store new replies as suggestions of the episode's round.
 
     Known replies get their likes refreshed; an edited reply is judged again (an operator's
     decision on it is kept unless the text changed). With ``later`` (the caller has a
     moderation backend), what the rules let through is held as ``AWAITING_MODERATION`` for
-    ``second_opinion``, which asks the endpoint outside this transaction.
+    ``second_opinion``, which asks the endpoint outside this transaction. ``own_handles``
+    name the bot ("storybot", "storybot@example.social"): mentioning it is not spam.
     """
     episode = session.get(Episode, episode_id)
     if episode is None or episode.round is None:
         return 0
-    rules = rules_for(session, episode.story_id, settings)
+    rules = rules_for(session, episode.story_id, settings, own_handles)
     added = 0
     for reply in replies:
         if "\x00" in reply.text + reply.author_handle + reply.author_name:
@@ -184,12 +199,16 @@ def round_clusters(
 
 
 def leftover_clusters(episode: Episode) -> list[engine.Cluster]:
-    """Popular ideas of the round before ``episode`` that were not woven into it."""
+    """The ideas of the round before ``episode``, ranked as at its close, for its poll.
+
+    All but the one ``episode`` tells: an idea woven into it as a rumour may still be voted
+    on, so the idea most people asked for is offered in the poll (``engine.community_pick``),
+    not only mentioned.
+    """
     previous = episode.parent
     if previous is None or previous.round is None or not previous.round.decision:
         return []
     decision = previous.round.decision
-    woven = set(decision.get("woven", ()))
     return [
         engine.Cluster(
             key=c["key"],
@@ -199,7 +218,7 @@ def leftover_clusters(episode: Episode) -> list[engine.Cluster]:
             why=c["why"],
         )
         for c in decision.get("clusters", ())
-        if c["key"] not in woven and c["key"] != episode.beat
+        if c["key"].strip() != episode.beat.strip()
     ]
 
 
@@ -227,6 +246,7 @@ def second_opinion(
     episode_id: int,
     classifier: Classifier,
     settings: ModerationSettings,
+    own_handles: Iterable[str] = (),
 ) -> int:
     """Ask the moderation endpoint about the round's suggestions awaiting it; how many it judged.
 
@@ -255,7 +275,7 @@ def second_opinion(
     with session_scope(factory) as session:
         episode = session.get(Episode, episode_id)
         assert episode is not None
-        rules = rules_for(session, episode.story_id, settings)
+        rules = rules_for(session, episode.story_id, settings, own_handles)
         for index, (suggestion_id, text) in enumerate(waiting):
             suggestion = session.get(Suggestion, suggestion_id)
             if suggestion is None or suggestion.flag != AWAITING_MODERATION:

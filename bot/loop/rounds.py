@@ -37,7 +37,7 @@ ENDING_BEAT = "The story comes to its end"
 def add_options(
     session: Session, episode: Episode, rnd: Round, limits: Limits, config: Config
 ) -> None:
-    """The poll: writer beats, the best unused community idea, and near the cap an ending."""
+    """The poll: writer beats, the idea the most people asked for, and near the cap an ending."""
     remaining = episode.story.episode_cap - episode.number
     ending = 1 < remaining <= config.story.offer_ending_within
     specs = engine.build_options(

@@ -109,7 +109,9 @@ def predict(app: App, actor: str, text: str, target: int) -> Outlook:
                 "direct replies to the newest episode or its open poll are).",
             )
         settings = app.config.moderation
-        rules = rules_for(session, info.story_id, settings)
+        # The sandbox's own bot name, as the harvest is given it (its mention is not spam).
+        own = (app.config.platforms.local.bot_name,)
+        rules = rules_for(session, info.story_id, settings, own)
         person = session.scalars(
             select(Contributor).where(Contributor.platform == "local", Contributor.handle == actor)
         ).first()

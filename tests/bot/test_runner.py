@@ -235,12 +235,8 @@ def test_leftover_community_idea_becomes_a_wildcard_option(
     labels = [o["label"] for o in poll["options"]]  # type: ignore[index]
     woven = [i["text"] for i in episodes(app)[1].ideas]
     assert len(woven) == 2 and "The water supply is poisoned" in woven
-    community = [
-        lab
-        for lab in labels
-        if lab in ("The android remembers its past", "A child draws a map of the tunnels")
-    ]
-    assert len(community) == 1, labels
+    # The idea the most people asked for is offered in the poll, rumour or not (issue 14).
+    assert labels[-1] == "The water supply is poisoned", labels
 
 
 def test_pause_stops_every_step_until_resumed(

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from story_state.text import clean_text, compile_blocklist, reject_reason, shorten, skeleton
+from story_state.text import (
+    clean_text,
+    compile_blocklist,
+    is_own,
+    padding,
+    read_reply,
+    reject_reason,
+    shorten,
+    skeleton,
+)
 
 
 @pytest.mark.parametrize(
@@ -26,6 +35,11 @@ from story_state.text import clean_text, compile_blocklist, reject_reason, short
         ("so cooooooooool", False, "so coool"),
         ("hidden\u202etext\u200b here", False, "hiddentext here"),
         ("   spaced \n\n out   ", False, "spaced out"),
+        ("@storybot@127.0.0.1:8000 the idea", False, "the idea"),  # Takahe: host and port
+        ("@storybot: the idea", False, "the idea"),
+        ("go go go go go home", False, "go home"),  # padding said once
+        ("the end the end the end the end", False, "the end"),
+        ("very very very dark", False, "very very very dark"),  # three is emphasis
     ],
 )
 def test_clean_text(raw: str, is_html: bool, expected: str) -> None:
@@ -90,6 +104,8 @@ def test_html_input_never_leaks_markup(raw: str) -> None:
         ("d\u0301a\u0336r\u0336n", "darn"),  # accents and strike-through
         ("\u202edarn\u202c", "darn"),  # bidi override
         ("Café au lait", "cafe au lait"),
+        ("DA\u0397\u039d", "dahn"),  # Greek capital eta and nu read as H and N
+        ("\ua4d3\ua4ee\ua4e3\ua4e0", "darn"),  # Lisu letters
     ],
 )
 def test_skeleton_maps_confusables_to_plain_latin(raw: str, expected: str) -> None:
@@ -113,3 +129,30 @@ def test_blocklist_sees_through_confusables(text: str, blocked: bool) -> None:
     blocklist = compile_blocklist(["darn"])
     cleaned = clean_text(text)
     assert (reject_reason(text, cleaned, blocklist=blocklist) == "blocked word") is blocked
+
+
+def test_plain_replies_count_mentions_and_links_once() -> None:
+    reading = read_reply("@Ana @ben@x.social: look https://a.example/@c and www.b.example")
+    assert reading.mentions == ("ana", "ben@x.social")
+    assert reading.links == ("https://a.example/@c", "www.b.example")
+
+
+@pytest.mark.parametrize(
+    ("handle", "own", "expected"),
+    [
+        ("storybot@127.0.0.1:8000", {"storybot"}, True),
+        ("storybot@127.0.0.1:8000", {"storybot@127.0.0.1:8000"}, True),
+        ("storybot@other.example", {"storybot@127.0.0.1:8000"}, False),
+        ("storybotfan@x.y", {"storybot"}, False),
+        ("ana", set(), False),
+    ],
+)
+def test_is_own(handle: str, own: set[str], expected: bool) -> None:
+    assert is_own(handle, own) is expected
+
+
+def test_padding_counts_the_repeated_words() -> None:
+    assert padding("go go go go go home") == 4
+    assert padding("the end the end the end the end") == 6
+    assert padding("very very very dark") == 0
+    assert padding("a a a a b a b a b a b") == 9  # collapsing lines up a second run

@@ -127,6 +127,7 @@ class MastodonPlatform:
         self._caps: Capabilities | None = None
         self._caps_failed_at: datetime | None = None
         self._me: str | None = None
+        self._handles: tuple[str, ...] = ()
         self._poll_ids: dict[str, str] = {}  # status id → poll id, for polls posted here
 
     # -- capabilities ---------------------------------------------------------------
@@ -287,8 +288,18 @@ class MastodonPlatform:
                 with translated(self._client, "reading the bot's own account"):
                     return self._client.account_verify_credentials()
 
-            self._me = as_str(get(self._again(read), "id"))
+            account = self._again(read)
+            self._me = as_str(get(account, "id"))
+            self._handles = (as_str(get(account, "username")), as_str(get(account, "acct")))
         return self._me
+
+    def own_handles(self) -> tuple[str, ...]:
+        """The bot's own names as replies mention it: ``name`` and ``name@domain`` (the domain
+        may carry a port), so the harvest never counts its own mention as a follower's."""
+        self._account_id()
+        domain = self.capabilities().domain
+        names = {h for h in self._handles if h}
+        return tuple(sorted(names | {f"{h.split('@')[0]}@{domain}" for h in names}))
 
     def _find_existing(self, post: OutgoingPost) -> PostRef | None:
         me = self._account_id()

@@ -6,7 +6,8 @@ import re
 from html.parser import HTMLParser
 
 _SPACE = re.compile(r"\s+")
-_MENTION = re.compile(r"(?<![\w@])@([\w.]+)@[\w.-]+\w")
+# "@ana@example.social" and Takahe's "@storybot@127.0.0.1:8000" (the port is part of it).
+_MENTION = re.compile(r"(?<![\w@])@([\w.]+)@[\w.-]+\w(?::\d{1,5}(?!\d))?")
 
 
 class _Text(HTMLParser):
