@@ -13,6 +13,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.app import App
+from bot.loop.runlock import LockLost, RunLock
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,21 @@ def build_scheduler(app: App) -> BackgroundScheduler:
     return scheduler
 
 
-def run(app: App, stop: threading.Event | None = None, serve_web: bool = True) -> None:
-    """Tick on the story's cadence until SIGINT/SIGTERM (or ``stop``), then stop cleanly."""
+def run(
+    app: App,
+    stop: threading.Event | None = None,
+    serve_web: bool = True,
+    lock: RunLock | None = None,
+) -> None:
+    """Tick on the story's cadence until SIGINT/SIGTERM (or ``stop``), then stop cleanly.
+
+    With ``lock`` (the runner lock `storybot run` holds), every step first checks that the lock
+    is still ours; a runner whose lock went away (its PostgreSQL connection dropped, so another
+    runner may have taken it) stops within one tick and raises :class:`LockLost`.
+    """
     stop = stop or threading.Event()
+    if lock is not None:
+        app.runner.guard = lock.still_held
     _current[JOB_ID] = (app, stop)
 
     def _signal(signum: int, _frame: FrameType | None) -> None:
@@ -82,3 +95,8 @@ def run(app: App, stop: threading.Event | None = None, serve_web: bool = True) -
             server.stop()
         _current.pop(JOB_ID, None)
         log.info("stopped")
+    if lock is not None and not lock.still_held():
+        raise LockLost(
+            "this runner lost the database's runner lock (its connection ended) and stopped; "
+            "another runner may be active: check before starting it again"
+        )

@@ -287,6 +287,10 @@ class Post(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The runner sending it ("host pid=N run=…") and until when: claimed with a conditional
+    # UPDATE, so two runners can never both send one row (see bot/loop/outbox.py).
+    claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 # The local sandbox platform keeps its whole "social network" in these tables.

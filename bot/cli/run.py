@@ -17,8 +17,8 @@ def run(ctx: click.Context, no_web: bool) -> None:
     from bot.scheduler import run as run_scheduler
 
     # The lock comes before the app (and its migrations): one runner per database.
-    with errors(), RunLock(database_url(load(ctx))), open_app(ctx) as app:
-        run_scheduler(app, serve_web=not no_web)
+    with errors(), RunLock(database_url(load(ctx))) as lock, open_app(ctx) as app:
+        run_scheduler(app, serve_web=not no_web, lock=lock)
 
 
 @click.command()
@@ -32,6 +32,7 @@ def tick(ctx: click.Context) -> None:
             return
     try:
         with open_app(ctx) as app:
+            app.runner.guard = lock.still_held
             notes = app.runner.tick()
     finally:
         lock.release()

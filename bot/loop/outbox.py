@@ -9,12 +9,16 @@ while the other platforms carry on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.loop import failpoints
@@ -26,6 +30,44 @@ from story_state.lifecycle import PostState
 from story_state.models import Post
 
 log = logging.getLogger(__name__)
+
+# How long a claimed row stays another runner's: longer than one publish can take (a video's
+# upload and processing wait is bounded by media_deadline_s, 600 s by default).
+CLAIM_LEASE = timedelta(minutes=15)
+
+
+# The claims whose platform call is running in this process right now.
+_IN_FLIGHT: set[str] = set()
+
+
+def runner_identity() -> str:
+    """Who is sending: this host, this process, and this outbox (a pid can be reused)."""
+    return f"{socket.gethostname()[:60]} pid={os.getpid()} run={uuid.uuid4().hex[:12]}"
+
+
+def _claim_is_stale(owner: str | None, me: str) -> bool:
+    """Whether a claim belongs to a runner that is gone: an earlier process on this host that
+    no longer runs (or whose pid is now ours, as after a container restart). A claim made on
+    another host, or by a live process here, is only taken over once its lease ends."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(" pid=")
+    my_host = me.partition(" pid=")[0]
+    pid_text = rest.partition(" ")[0]
+    if host != my_host or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        # This process (or an earlier one with its pid, as after a container restart): the
+        # claim stands only while its call is running here.
+        return owner not in _IN_FLIGHT
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def idempotency_key(slug: str, number: int, kind: str, platform: str) -> str:
@@ -108,11 +150,18 @@ class Outbox:
         platforms: Mapping[str, Platform],
         retry_base: timedelta,
         max_attempts: int,
+        *,
+        owner: str | None = None,
+        lease: timedelta = CLAIM_LEASE,
     ) -> None:
         self._factory = factory
         self._platforms = platforms
         self._retry_base = retry_base
         self._max_attempts = max_attempts
+        self.owner = owner or runner_identity()
+        self._lease = lease
+        # Whether this process may still act (its runner lock is held); checked before a claim.
+        self.guard: Callable[[], bool] = lambda: True
 
     def sweep(self, now: datetime) -> int:
         """Send every due PENDING row, oldest first; returns how many went out."""
@@ -142,10 +191,19 @@ class Outbox:
             if parent is not None and parent.state is not PostState.SENT:
                 return False  # thread order: the post it answers must go first
             message = outgoing(row, parent.remote_id if parent else None)
-            row.in_reply_to = message.in_reply_to
-            row.attempts += 1
-        # The attempt is committed before the call: a crash here leaves a PENDING row that
-        # the next start sends again under the same idempotency key.
+            if not self._claim(session, row, message, now):
+                return False
+        # The claim and the attempt are committed before the call: a crash here leaves a
+        # PENDING row that the next start sends again under the same idempotency key.
+        _IN_FLIGHT.add(self.owner)  # until the answer is stored or the failure recorded
+        try:
+            return self._publish(platform, message, post_id, now)
+        finally:
+            _IN_FLIGHT.discard(self.owner)
+
+    def _publish(
+        self, platform: Platform, message: OutgoingPost, post_id: int, now: datetime
+    ) -> bool:
         failpoints.hit("before_publish")
         try:
             ref = platform.publish(message)
@@ -162,12 +220,45 @@ class Outbox:
             row.sent_at = now
             row.last_error = None
             row.next_attempt_at = None
+            row.claimed_by = row.claimed_until = None
+        return True
+
+    def _claim(self, session: Session, row: Post, message: OutgoingPost, now: datetime) -> bool:
+        """Make the row ours with one conditional UPDATE, or leave it to the runner sending it.
+
+        Two runners (a second container, a cron `tick` next to a runner whose lock connection
+        dropped) can both see a row PENDING; only one UPDATE matches, so only one sends it.
+        """
+        if not self.guard():
+            log.error("not sending %s: this runner no longer holds its lock", row.idempotency_key)
+            return False
+        # A claim is cleared when its call ends; one still standing belongs to a call in flight
+        # (here or in another runner) or to a runner that died: never send over it.
+        free = or_(Post.claimed_until.is_(None), Post.claimed_until <= now)
+        held = row.claimed_by and row.claimed_until and row.claimed_until > now
+        if held and _claim_is_stale(row.claimed_by, self.owner):
+            free = or_(free, Post.claimed_by == row.claimed_by)
+        result = session.execute(
+            update(Post)
+            .where(Post.id == row.id, Post.state == PostState.PENDING, free)
+            .values(
+                claimed_by=self.owner,
+                claimed_until=now + self._lease,
+                attempts=Post.attempts + 1,
+                in_reply_to=message.in_reply_to,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not isinstance(result, CursorResult) or result.rowcount != 1:
+            log.info("%s is being sent by %s", row.idempotency_key, row.claimed_by)
+            return False
         return True
 
     def _record_failure(self, post_id: int, exc: PlatformError, now: datetime) -> None:
         with session_scope(self._factory) as session:
             row = session.get(Post, post_id)
             assert row is not None
+            row.claimed_by = row.claimed_until = None
             row.last_error = scrub(f"{type(exc).__name__}: {exc}")
             if isinstance(exc, RateLimited) and exc.reset_at is not None:
                 row.next_attempt_at = exc.reset_at

@@ -41,6 +41,10 @@ class RunnerActive(StorybotError):
         super().__init__(f"another storybot run holds the lock for this database (pid {shown})")
 
 
+class LockLost(StorybotError):
+    """The runner lock went away while the runner held it; the runner stopped acting."""
+
+
 class RunLockError(StorybotError):
     """The lock could not even be tried (database unreachable, lock file not writable)."""
 

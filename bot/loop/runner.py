@@ -26,6 +26,7 @@ from bot.platforms.base import PollTally as TallyIn
 from bot.redact import scrub
 from generation.pipeline import Generators, RenderJob, derive_seed, render_episode
 from generation.writer.base import Idea, PreviousEpisode, StoryContext, WriteRequest
+from story_state.branches import check_branch, inside
 from story_state.db import session_scope
 from story_state.errors import GenerationError, PlatformError, StateError, StorybotError
 from story_state.lifecycle import (
@@ -117,6 +118,15 @@ class StoryRunner:
         # The scheduler ticks in one thread while the dashboard acts in another: one at a time.
         self.lock = threading.RLock()
 
+    @property
+    def guard(self) -> Callable[[], bool]:
+        """Whether this process may still act: `storybot run` sets it to its lock's check."""
+        return self.outbox.guard
+
+    @guard.setter
+    def guard(self, check: Callable[[], bool]) -> None:
+        self.outbox.guard = check
+
     # -- entry points -----------------------------------------------------------------
 
     def ensure_story(self) -> int:
@@ -145,11 +155,29 @@ class StoryRunner:
         for _ in range(max_steps):
             if stop is not None and stop.is_set():
                 break
+            if not self.guard():
+                # Another runner may hold the lock now: acting on would race it.
+                notes.append("stopped: this runner no longer holds the database's runner lock")
+                if stop is not None:
+                    stop.set()
+                break
             result = self.step(story_id)
             if not result.progressed:
                 break
             notes.append(result.note)
         return notes
+
+    def own_handles(self) -> tuple[str, ...]:
+        """The bot's names on every platform (its own mention in a reply is not spam)."""
+        names = [self.config.platforms.local.bot_name]
+        for platform in self.platforms.values():
+            ask = getattr(platform, "own_handles", None)
+            if callable(ask):
+                try:
+                    names += list(ask())
+                except PlatformError as exc:  # read again next time; the rules still apply
+                    log.info("%s: the bot's own handle is unknown for now: %s", platform.name, exc)
+        return tuple(dict.fromkeys(names))
 
     def _head(self, session: Session, story_id: int, branch: str) -> Episode | None:
         return session.scalars(
@@ -233,8 +261,7 @@ class StoryRunner:
     def _fork_locked(self, number: int, option: int, branch: str) -> str:
         """ "What if option ``option`` had won after episode ``number``?" as a new branch."""
         story_id = self.ensure_story()
-        if not branch or branch == MAIN or len(branch) > 64 or not branch.isascii():
-            raise StateError("a branch needs a short ASCII name other than 'main'")
+        check_branch(branch, new=True)  # it becomes a folder under the media root
         with session_scope(self.factory) as session:
             source = session.scalars(
                 select(Episode).where(
@@ -454,7 +481,7 @@ class StoryRunner:
         base = self.media_root / episode.story.slug
         if episode.branch != MAIN:
             base = base / episode.branch
-        return base / f"episode-{episode.number:03d}"
+        return inside(self.media_root, base / f"episode-{episode.number:03d}")
 
     def _render_job(self, session: Session, episode: Episode) -> RenderJob:
         clip_cfg = self.config.generation.clip
@@ -705,14 +732,18 @@ class StoryRunner:
                 for name in self.platforms
             }
             due = episode.round.closes_at <= now
+        own = self.own_handles()
         for name, platform in self.platforms.items():
             if platform.limits().can_read and refs[name]:
                 replies = platform.fetch_replies(refs[name])
                 with session_scope(self.factory) as session:
                     later = self.moderation is not None  # it judges what the rules let through
-                    harvest(session, episode_id, replies, self.config.moderation, now, later)
+                    settings = self.config.moderation
+                    harvest(session, episode_id, replies, settings, now, later, own_handles=own)
         if self.moderation is not None:
-            second_opinion(self.factory, episode_id, self.moderation, self.config.moderation)
+            second_opinion(
+                self.factory, episode_id, self.moderation, self.config.moderation, own_handles=own
+            )
         if self.embedder is not None:
             embed_new(self.factory, episode_id, self.embedder)
         if not due:
