@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -268,37 +268,35 @@ class LocalPlatform:
                 )
             }
             rounds = self._rounds_by_poll(session)
-            out = []
-            for p in posts:
-                poll = None
-                if p.poll_options is not None:
-                    winner, texts = rounds.get(p.id, (None, {}))
-                    poll = {
-                        "options": [
-                            {
-                                "label": label,
-                                "text": texts.get(i, label),
-                                "votes": votes.get((p.id, i), 0),
-                            }
-                            for i, label in enumerate(p.poll_options, start=1)
-                        ],
-                        "closes_at": p.poll_closes_at.isoformat() if p.poll_closes_at else None,
-                        "winner": winner,
-                    }
-                out.append(
-                    {
-                        "id": str(p.id),
-                        "author": p.author,
-                        "is_bot": p.is_bot,
-                        "in_reply_to": str(p.in_reply_to) if p.in_reply_to else None,
-                        "text": p.text,
-                        "media": list(p.media or []),
-                        "poll": poll,
-                        "likes": likes.get(p.id, 0),
-                        "created_at": p.created_at.isoformat(),
-                    }
+            return {"posts": [_as_dict(p, votes, likes, rounds) for p in posts]}
+
+    def shape(self, session: Session, posts: Sequence[LocalPost]) -> list[dict[str, Any]]:
+        """``posts`` as :meth:`thread` shows them, counting likes and votes for them alone."""
+        ids = [p.id for p in posts]
+        polls = [p.id for p in posts if p.poll_options is not None]
+        likes: dict[int, int] = {}
+        if ids:
+            likes = {
+                pid: int(n)
+                for pid, n in session.execute(
+                    select(LocalLike.post_id, func.count())
+                    .where(LocalLike.post_id.in_(ids))
+                    .group_by(LocalLike.post_id)
                 )
-            return {"posts": out}
+            }
+        votes: dict[tuple[int, int], int] = {}
+        rounds: dict[int, tuple[int | None, dict[int, str]]] = {}
+        if polls:
+            votes = {
+                (pid, pos): int(n)
+                for pid, pos, n in session.execute(
+                    select(LocalVote.post_id, LocalVote.position, func.count())
+                    .where(LocalVote.post_id.in_(polls))
+                    .group_by(LocalVote.post_id, LocalVote.position)
+                )
+            }
+            rounds = self._rounds_by_poll(session)
+        return [_as_dict(p, votes, likes, rounds) for p in posts]
 
     def _rounds_by_poll(self, session: Session) -> dict[int, tuple[int | None, dict[int, str]]]:
         """Poll post id → (the winning position once the round closed, each option's whole
@@ -324,6 +322,40 @@ class LocalPlatform:
             if source != "ending":  # "End the story here" is its own whole label
                 texts[position] = beat
         return found
+
+
+def _as_dict(
+    p: LocalPost,
+    votes: dict[tuple[int, int], int],
+    likes: dict[int, int],
+    rounds: dict[int, tuple[int | None, dict[int, str]]],
+) -> dict[str, Any]:
+    poll = None
+    if p.poll_options is not None:
+        winner, texts = rounds.get(p.id, (None, {}))
+        poll = {
+            "options": [
+                {
+                    "label": label,
+                    "text": texts.get(i, label),
+                    "votes": votes.get((p.id, i), 0),
+                }
+                for i, label in enumerate(p.poll_options, start=1)
+            ],
+            "closes_at": p.poll_closes_at.isoformat() if p.poll_closes_at else None,
+            "winner": winner,
+        }
+    return {
+        "id": str(p.id),
+        "author": p.author,
+        "is_bot": p.is_bot,
+        "in_reply_to": str(p.in_reply_to) if p.in_reply_to else None,
+        "text": p.text,
+        "media": list(p.media or []),
+        "poll": poll,
+        "likes": likes.get(p.id, 0),
+        "created_at": p.created_at.isoformat(),
+    }
 
 
 def _remote_id(ref: PostRef) -> int:

@@ -36,13 +36,13 @@ class Admin:
 
     def _require(self, request: Request) -> None:
         if not self.ctx.auth.allowed(request):
-            status, message = self.ctx.auth.why_not()
+            status, message = self.ctx.auth.why_not(request)
             headers = {"WWW-Authenticate": 'Bearer realm="storybot admin"'} if status == 401 else {}
             raise WebError(status, message, headers)
 
     async def page(self, request: Request) -> Response:
         if not self.ctx.auth.allowed(request):
-            status, message = self.ctx.auth.why_not()
+            status, message = self.ctx.auth.why_not(request)
             if status == 401:
                 response = self.ctx.page(request, "login.html", 401, message=message)
                 response.headers["WWW-Authenticate"] = 'Bearer realm="storybot admin"'

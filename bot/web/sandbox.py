@@ -14,7 +14,7 @@ from bot.platforms.local import LocalAction, LocalActionError, LocalPlatform
 from bot.web.context import WebContext, client_key, done
 from bot.web.names import NAME_COOKIE, Identity, NameBook, NameTaken, new_browser_id
 from bot.web.security import WebError, attach_csrf_cookie, csrf_token, verified_form
-from bot.web.thread import posted_media, thread_view
+from bot.web.thread import bot_view, media_file, replies_view, thread_version, thread_view
 from bot.web.verdict import normalise, predict, too_long
 
 
@@ -32,11 +32,12 @@ class Sandbox:
             raise WebError(404, "The local sandbox is not enabled in this bot's config.")
         return self.ctx.app.local
 
-    def _view(self) -> dict[str, Any]:
-        return thread_view(self.ctx.app, self.ctx.now())
+    def _bot_view(self) -> dict[str, Any]:
+        """The bot's posts and the top of the page, no replies: enough for a vote or reply."""
+        return bot_view(self.ctx.app, self.ctx.now())
 
     async def page(self, request: Request) -> Response:
-        view = await run_in_threadpool(self._view)
+        view = await run_in_threadpool(thread_view, self.ctx.app, self.ctx.now())
         who = await run_in_threadpool(self.identity, request)
         return self.ctx.page(
             request,
@@ -48,16 +49,57 @@ class Sandbox:
         )
 
     async def api_thread(self, request: Request) -> Response:
-        view = await run_in_threadpool(self._view)
-        etag = f'"{view["version"]}"'
+        now = self.ctx.now()
+        version = await run_in_threadpool(thread_version, self.ctx.app, now)
+        etag = f'"{version}"'
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        if request.headers.get("if-none-match") == etag:
+        if request.headers.get("if-none-match") == etag:  # before a single post is read
             return Response(status_code=304, headers=headers)
-        post_macro = self.ctx.templates.get_template("_post.html").module.post  # type: ignore[attr-defined]
+        view = await run_in_threadpool(thread_view, self.ctx.app, now, version)
+        post_macro = self._macro()
         token = csrf_token(request)
-        posts = [{**p, "html": str(post_macro(p, token, {}))} for p in view["posts"]]
+        more = view["more"]  # a new post's link to its older replies comes with it
+        posts = [{**p, "html": str(post_macro(p, token, {}, more))} for p in view["posts"]]
         body = {k: view[k] for k in ("version", "story", "open_poll", "empty", "now")}
         response = JSONResponse({**body, "posts": posts}, headers=headers)
+        attach_csrf_cookie(request, response)
+        return response
+
+    def _macro(self) -> Any:
+        return self.ctx.templates.get_template("_post.html").module.post  # type: ignore[attr-defined]
+
+    async def _replies(self, request: Request) -> dict[str, Any]:
+        before_arg = request.query_params.get("before")
+        before = None
+        if before_arg is not None:
+            if not (before_arg.isascii() and before_arg.isdigit()) or len(before_arg) > 18:
+                raise WebError(400, f"{before_arg!r} is not a post id.")
+            before = int(before_arg)
+        post_id = int(request.path_params["id"])
+        if post_id >= 2**62:  # a post id the database could not even hold
+            raise WebError(404, f"There is no post {post_id}.")
+        view = await run_in_threadpool(replies_view, self.ctx.app, post_id, before, self.ctx.now())
+        if view is None:
+            raise WebError(404, f"There is no post {post_id}.")
+        return view
+
+    async def replies_page(self, request: Request) -> Response:
+        """A page of older replies, for a browser without the page's script."""
+        view = await self._replies(request)
+        return self.ctx.page(request, "replies.html", **view)
+
+    async def api_replies(self, request: Request) -> Response:
+        """The same page as HTML to insert above the replies shown, and the next link."""
+        view = await self._replies(request)
+        post_macro = self._macro()
+        token = csrf_token(request)
+        html = "".join(
+            str(post_macro(p, token, view["children"], view["more"])) for p in view["posts"]
+        )
+        response = JSONResponse(
+            {"html": html, "count": len(view["posts"]), "more": view["older"]},
+            headers={"Cache-Control": "no-cache"},
+        )
         attach_csrf_cookie(request, response)
         return response
 
@@ -119,7 +161,7 @@ class Sandbox:
         self.ctx.limits.replies.check(name.casefold(), name)
         to = form.get("to", "").strip()
         if not to:
-            view = await run_in_threadpool(self._view)
+            view = await run_in_threadpool(self._bot_view)
             answer = view["now"]["answer"]
             if answer is None:
                 return done(request, False, "The story has not posted anything yet.", "/", 400)
@@ -137,7 +179,7 @@ class Sandbox:
         form = await verified_form(request)
         name = await self._who(request)
         self.ctx.limits.votes.check(name.casefold(), name)
-        view = await run_in_threadpool(self._view)
+        view = await run_in_threadpool(self._bot_view)
         if view["open_poll"] is None or form.get("poll") != view["open_poll"]:
             return done(request, False, "That poll has closed; vote in the newest one.", "/", 400)
         choice = form.get("option", "")
@@ -153,11 +195,9 @@ class Sandbox:
 
     async def media(self, request: Request) -> Response:
         rel = str(request.path_params["path"])
-        allowed = await run_in_threadpool(posted_media, self.ctx.app)
-        target = allowed.get(rel)
-        root = self.ctx.app.runner.media_root.resolve()
         # Only what the bot posted, and only inside the media root even through a symlink.
-        if target is None or not target.resolve().is_relative_to(root) or not target.is_file():
+        target = await run_in_threadpool(media_file, self.ctx.app, rel)
+        if target is None or not target.is_file():
             raise WebError(404, "There is no such clip.")
         kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         return FileResponse(target, media_type=kind, headers={"Cache-Control": "max-age=300"})
@@ -174,6 +214,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
     return [
         Route("/", s.page),
         Route("/api/thread", s.api_thread),
+        Route("/replies/{id:int}", s.replies_page),
+        Route("/api/replies/{id:int}", s.api_replies),
         Route("/name", s.set_name, methods=["POST"]),
         Route("/reply", s.reply, methods=["POST"]),
         Route("/vote", s.vote, methods=["POST"]),

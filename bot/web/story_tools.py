@@ -15,6 +15,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.loop.runner import MAIN
 from bot.operator.cut import render_story_cut
+from story_state.branches import check_branch, inside
 from story_state.db import session_scope
 from story_state.errors import StorybotError
 from story_state.lifecycle import RoundStatus
@@ -125,7 +126,7 @@ class CutJob:
 
     def start(self, branch: str) -> str:
         """Start a cut of ``branch``; says so if one is running already."""
-        branch = branch.strip() or MAIN
+        branch = check_branch(branch.strip() or MAIN)  # part of the file's name
         now = datetime.now(UTC)
         name = f"{_safe(self.app.config.story.slug)}-{_safe(branch)}-{now:%Y%m%d-%H%M%S}.mp4"
         with self._lock:
@@ -148,8 +149,8 @@ class CutJob:
             self._state = replace(self._state, **changes)
 
     def _run(self, branch: str, name: str, now: datetime) -> None:
-        out = self.folder / name
         try:
+            out = inside(self.app.runner.media_root, self.folder / name)
             info = render_story_cut(self.app, branch, out, now)
         except StorybotError as exc:
             self._finish(state="failed", message=str(exc))

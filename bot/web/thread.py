@@ -1,4 +1,5 @@
-"""The sandbox thread as the page shows it: posts in a tree, clips by URL, polls and their state."""
+"""The sandbox thread as the page shows it: the bot's posts, a page of replies under each,
+clips by URL, polls and their state, and the version the live view is tagged with."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from bot.app import App
 from bot.operator.export import poster_for
+from bot.web import paging
 from bot.web.verdict import READ_STATES
+from story_state.branches import inside
 from story_state.db import session_scope
+from story_state.errors import StateError
 from story_state.lifecycle import PostState, RoundStatus
-from story_state.models import Episode, LocalPost, Post, Round, Story
+from story_state.models import Credit, Episode, Post, Round, Story
 
 # How the clip caption credits the people whose ideas shaped the episode (bot/loop/captions.py).
 CREDIT_LINE = "Story ideas from "
+REPLIES_PAGE = 20  # replies shown under a post, the newest; older ones are a link away
+NESTED = 3  # replies shown under a reply (only `storybot local` replies to replies)
+# Part of the version: a change to what the page shows from the same rows changes it too.
+LAYOUT = "thread-v2"
 
 
 def _relative(root: Path, path: str) -> str | None:
@@ -39,21 +48,17 @@ def _poster(root: Path, rel: str) -> str | None:
     return _relative(root, str(poster)) if poster is not None else None
 
 
-def posted_media(app: App) -> dict[str, Path]:
-    """Every file the bot posted and its poster, by path under the media root: all /media
-    may serve."""
+def media_file(app: App, rel: str) -> Path | None:
+    """The file /media/``rel`` may serve: a clip the bot posted or its poster, and only
+    inside the media root (symlinks followed). Only the bot's posts are read, by index."""
     root = app.runner.media_root.resolve()
-    found: dict[str, Path] = {}
-    with session_scope(app.factory) as session:
-        for media in session.scalars(select(LocalPost.media).where(LocalPost.is_bot.is_(True))):
-            for item in media or []:
-                rel = _relative(root, str(item.get("path", "")))
-                if rel is not None:
-                    found[rel] = root / rel
-                    poster = _poster(root, rel)
-                    if poster is not None:
-                        found[poster] = root / poster
-    return found
+    posted = [r for r in (_relative(root, p) for p in paging.bot_media(app)) if r is not None]
+    if rel not in posted and rel not in (_poster(root, r) for r in posted):
+        return None
+    try:
+        return inside(root, root / rel)
+    except StateError:
+        return None
 
 
 def _episodes_by_post(app: App) -> dict[str, dict[str, Any]]:
@@ -65,6 +70,7 @@ def _episodes_by_post(app: App) -> dict[str, dict[str, Any]]:
             .join(Episode, Post.episode_id == Episode.id)
             .outerjoin(Round, Round.episode_id == Episode.id)
             .where(Post.platform == "local", Post.state == PostState.SENT)
+            .options(selectinload(Episode.credits).selectinload(Credit.contributor))
         ).all()
         for remote_id, kind, episode, round_status in rows:
             out[str(remote_id)] = {
@@ -118,87 +124,145 @@ def story_line(app: App) -> dict[str, Any]:
         return {"title": story.title, "status": str(story.status)}
 
 
-def thread_view(app: App, now: datetime) -> dict[str, Any]:
-    """Posts in id order, each with what the page needs; ``version`` changes when any does."""
-    raw = app.local.thread()["posts"] if app.local is not None else []
+def thread_version(app: App, now: datetime) -> str:
+    """What the live view is tagged with (its ETag): from counts and newest ids alone, so
+    an unchanged thread is answered before any post is read."""
+    marks = json.dumps([LAYOUT, *paging.marks(app, now)], default=str)
+    return hashlib.sha256(marks.encode()).hexdigest()[:20]
+
+
+def _shape(
+    p: dict[str, Any], info: dict[str, Any], root: Path, newest_poll: str | None, now: datetime
+) -> dict[str, Any]:
+    """One post (the bot's or a reply) with what the page needs."""
+    media = []
+    for m in p["media"]:
+        rel = _relative(root, str(m.get("path", "")))
+        if rel is not None:
+            poster = _poster(root, rel)
+            media.append(
+                {
+                    "url": "/media/" + quote(rel),
+                    "poster": "/media/" + quote(poster) if poster else None,
+                    "alt": str(m.get("alt_text", "")),
+                }
+            )
+    poll = None
+    if p["poll"]:
+        closes = p["poll"]["closes_at"]
+        still_open = closes is not None and datetime.fromisoformat(closes) > now
+        winner = p["poll"].get("winner")
+        options = [
+            {
+                "position": i,
+                # The whole option: a label fitted to the strictest platform loses words.
+                "label": o.get("text") or o["label"],
+                "votes": o["votes"],
+                "winner": i == winner,
+            }
+            for i, o in enumerate(p["poll"]["options"], start=1)
+        ]
+        poll = {
+            "options": options,
+            "total": sum(o["votes"] for o in options),
+            "closes_at": closes,
+            "open": p["id"] == newest_poll and still_open and info.get("round_open", True),
+            "winner": winner,
+        }
+    lines = [line for line in p["text"].split("\n") if line.strip()]
+    episode = None
+    if info.get("kind") == "clip":
+        episode = {k: info[k] for k in ("number", "title", "credits")}
+        if any(CREDIT_LINE in line for line in lines):
+            episode["credits"] = []  # the caption thanks them already: once is enough
+    return {
+        "id": p["id"],
+        "author": p["author"],
+        "is_bot": p["is_bot"],
+        "parent": p["in_reply_to"],
+        "lines": lines,
+        "created_at": p["created_at"],
+        "likes": p["likes"],
+        "media": media,
+        "episode": episode,
+        "poll": poll,
+    }
+
+
+def bot_view(app: App, now: datetime) -> dict[str, Any]:
+    """The bot's posts and the top of the page, without a single reply: what a vote or a
+    reply needs to know, and the frame the page hangs the replies in."""
+    raw = paging.bot_posts(app)
     meta = _episodes_by_post(app)
     root = app.runner.media_root.resolve()
-    polls = [p["id"] for p in raw if p["is_bot"] and p["poll"]]
+    polls = [p["id"] for p in raw if p["poll"]]
     newest_poll = polls[-1] if polls else None
-    posts: list[dict[str, Any]] = []
-    for p in raw:
-        info = meta.get(p["id"], {})
-        media = []
-        for m in p["media"]:
-            rel = _relative(root, str(m.get("path", "")))
-            if rel is not None:
-                poster = _poster(root, rel)
-                media.append(
-                    {
-                        "url": "/media/" + quote(rel),
-                        "poster": "/media/" + quote(poster) if poster else None,
-                        "alt": str(m.get("alt_text", "")),
-                    }
-                )
-        poll = None
-        if p["poll"]:
-            closes = p["poll"]["closes_at"]
-            still_open = closes is not None and datetime.fromisoformat(closes) > now
-            winner = p["poll"].get("winner")
-            options = [
-                {
-                    "position": i,
-                    # The whole option: a label fitted to the strictest platform loses words.
-                    "label": o.get("text") or o["label"],
-                    "votes": o["votes"],
-                    "winner": i == winner,
-                }
-                for i, o in enumerate(p["poll"]["options"], start=1)
-            ]
-            poll = {
-                "options": options,
-                "total": sum(o["votes"] for o in options),
-                "closes_at": closes,
-                "open": p["id"] == newest_poll and still_open and info.get("round_open", True),
-                "winner": winner,
-            }
-        lines = [line for line in p["text"].split("\n") if line.strip()]
-        episode = None
-        if info.get("kind") == "clip":
-            episode = {k: info[k] for k in ("number", "title", "credits")}
-            if any(CREDIT_LINE in line for line in lines):
-                episode["credits"] = []  # the caption thanks them already: once is enough
-        posts.append(
-            {
-                "id": p["id"],
-                "author": p["author"],
-                "is_bot": p["is_bot"],
-                "parent": p["in_reply_to"],
-                "lines": lines,
-                "created_at": p["created_at"],
-                "likes": p["likes"],
-                "media": media,
-                "episode": episode,
-                "poll": poll,
-            }
-        )
-    story = story_line(app)
-    current = _now(posts, meta)
-    digest = hashlib.sha256(
-        json.dumps([posts, story, current], sort_keys=True).encode()
-    ).hexdigest()
-    by_id = {p["id"]: p for p in posts}
-    children: dict[str, list[dict[str, Any]]] = {}
-    for p in posts:
-        if not p["is_bot"] and p["parent"] in by_id:
-            children.setdefault(p["parent"], []).append(p)
+    posts = [_shape(p, meta.get(p["id"], {}), root, newest_poll, now) for p in raw]
     return {
-        "version": digest[:20],
-        "story": story,
+        "story": story_line(app),
         "posts": posts,
-        "top": [p for p in posts if p["is_bot"] or p["parent"] not in by_id],
-        "children": children,
         "open_poll": next((p["id"] for p in posts if p["poll"] and p["poll"]["open"]), None),
-        "now": current,
-        "empty": not any(p["is_bot"] for p in posts),
+        "now": _now(posts, meta),
+        "empty": not posts,
     }
+
+
+def _more(post_id: str, before: str | None, label: str) -> dict[str, str]:
+    query = f"?before={before}" if before is not None else ""
+    return {
+        "href": f"/replies/{post_id}{query}",
+        "api": f"/api/replies/{post_id}{query}",
+        "label": label,
+    }
+
+
+def _tree(app: App, first: paging.ReplyPage, now: datetime) -> dict[str, Any]:
+    """Under a page of replies: up to NESTED replies to each, and a link where there are
+    more (or, one level further down, where there are any)."""
+    root = app.runner.media_root.resolve()
+    children: dict[str, list[dict[str, Any]]] = {}
+    more: dict[str, dict[str, str]] = {}
+
+    def add(page: paging.ReplyPage) -> list[str]:
+        for parent, replies in page.by_parent.items():
+            children[parent] = [_shape(r, {}, root, None, now) for r in replies]
+        for parent in page.more:
+            shown = children.get(parent)
+            oldest = shown[0]["id"] if shown else None
+            more[parent] = _more(parent, oldest, "Show older replies" if shown else "Show replies")
+        return [r["id"] for replies in page.by_parent.values() for r in replies]
+
+    second = paging.nested(app, add(first), NESTED)
+    add(paging.nested(app, add(second), 0))  # only whether each has replies of its own
+    return {"children": children, "more": more}
+
+
+def thread_view(app: App, now: datetime, version: str | None = None) -> dict[str, Any]:
+    """The page: the bot's posts in id order, each with its newest replies; ``version``
+    is thread_version's (pass it in when it was worked out already)."""
+    view = bot_view(app, now)
+    first = paging.replies(app, [p["id"] for p in view["posts"]], REPLIES_PAGE)
+    tree = _tree(app, first, now)
+    replies = [r for rs in tree["children"].values() for r in rs]
+    return {
+        **view,
+        "version": version or thread_version(app, now),
+        "top": view["posts"],
+        "posts": sorted([*view["posts"], *replies], key=lambda p: int(p["id"])),
+        **tree,
+    }
+
+
+def replies_view(
+    app: App, post_id: int, before: int | None, now: datetime
+) -> dict[str, Any] | None:
+    """One page of the replies to post ``post_id`` (older than ``before``), each with its
+    own; None if there is no such post."""
+    parent = paging.one_post(app, post_id)
+    if parent is None:
+        return None
+    first = paging.replies(app, [str(post_id)], REPLIES_PAGE, before)
+    tree = _tree(app, first, now)
+    page = tree["children"].pop(str(post_id), [])
+    older = tree["more"].pop(str(post_id), None)
+    return {"parent": parent, "posts": page, "older": older, **tree}

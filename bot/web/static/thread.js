@@ -1,5 +1,6 @@
 // The sandbox page: send follower actions without leaving the page, and keep the thread live
 // by polling /api/thread (ETag) every few seconds. Posts arrive as server-escaped HTML.
+// Each post shows its newest replies; "Show older replies" fetches the page before them.
 "use strict";
 (() => {
   const thread = document.getElementById("thread");
@@ -148,8 +149,9 @@
     for (const p of doc.posts) {
       let el = document.getElementById("p" + p.id);
       if (!el) {
-        el = fragment(p.html);
         const parent = !p.is_bot && p.parent ? document.getElementById("r" + p.parent) : null;
+        if (!p.is_bot && !parent) continue; // under a reply not shown here: behind a link
+        el = fragment(p.html);
         (parent || thread).appendChild(el);
         if (p.is_bot) document.getElementById("empty")?.remove();
       }
@@ -173,6 +175,39 @@
       // The bot may be restarting; the next poll tries again.
     } finally {
       busy = false;
+    }
+  }
+
+  // "Show older replies": the page before the oldest one shown, inserted above them.
+  async function older(event) {
+    const link = event.target instanceof Element ? event.target.closest("a[data-more]") : null;
+    if (!link || link.dataset.busy) return;
+    event.preventDefault();
+    link.dataset.busy = "1";
+    try {
+      const res = await withTimeout(link.dataset.more, {
+        headers: { Accept: "application/json" }, cache: "no-cache",
+      }, 8000);
+      if (!res.ok) throw new Error(res.statusText);
+      const doc = await res.json();
+      const t = document.createElement("template");
+      t.innerHTML = doc.html;
+      for (const el of t.content.querySelectorAll("article[id]")) {
+        if (document.getElementById(el.id)) el.remove(); // arrived live meanwhile
+      }
+      const holder = link.parentElement;
+      holder.after(t.content);
+      if (doc.more) {
+        link.href = doc.more.href;
+        link.dataset.more = doc.more.api;
+        link.textContent = doc.more.label;
+      } else {
+        holder.remove();
+      }
+    } catch (err) {
+      say("Could not load the older replies; try again in a moment.", false);
+    } finally {
+      delete link.dataset.busy;
     }
   }
 
@@ -202,6 +237,7 @@
   }
 
   document.addEventListener("submit", submit);
+  document.addEventListener("click", older);
   if (box) box.addEventListener("input", count);
   setInterval(refresh, 3000);
   setInterval(countdown, 1000);
