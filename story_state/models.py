@@ -293,6 +293,19 @@ class Post(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class PlatformHealth(Base):
+    """Whether a platform answers: set by the runner's reads and the outbox's posts, shown by
+    `storybot status` and /admin. A failing platform does not stop the others."""
+
+    __tablename__ = "platform_health"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 # The local sandbox platform keeps its whole "social network" in these tables.
 
 

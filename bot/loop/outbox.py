@@ -21,7 +21,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.loop import failpoints
+from bot.loop import failpoints, health
 from bot.platforms.base import Media, OutgoingPost, Platform, Poll
 from bot.redact import scrub
 from story_state.db import session_scope
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # How long a claimed row stays another runner's: longer than one publish can take (a video's
 # upload and processing wait is bounded by media_deadline_s, 600 s by default).
 CLAIM_LEASE = timedelta(minutes=15)
+# The longest wait between tries of a post on a platform that is down.
+MAX_BACKOFF = timedelta(minutes=30)
 
 
 # The claims whose platform call is running in this process right now.
@@ -209,6 +211,7 @@ class Outbox:
             ref = platform.publish(message)
         except PlatformError as exc:
             self._record_failure(post_id, exc, now)
+            health.record(self._factory, platform.name, now, exc)
             return False
         failpoints.hit("after_publish")  # posted, but its remote id is not stored yet
         with session_scope(self._factory) as session:
@@ -221,6 +224,7 @@ class Outbox:
             row.last_error = None
             row.next_attempt_at = None
             row.claimed_by = row.claimed_until = None
+        health.record(self._factory, platform.name, now)
         return True
 
     def _claim(self, session: Session, row: Post, message: OutgoingPost, now: datetime) -> bool:
@@ -263,7 +267,10 @@ class Outbox:
             if isinstance(exc, RateLimited) and exc.reset_at is not None:
                 row.next_attempt_at = exc.reset_at
             else:
-                row.next_attempt_at = now + self._retry_base * (2 ** min(row.attempts, 10))
-            if isinstance(exc, PermanentError) or row.attempts >= self._max_attempts:
+                backoff = self._retry_base * (2 ** min(row.attempts, 10))
+                row.next_attempt_at = now + min(backoff, MAX_BACKOFF)
+            # Refused for good: held for the operator. A platform that is down or slow is
+            # retried until it answers, then catches up in thread order.
+            if isinstance(exc, PermanentError):
                 row.state = PostState.FAILED
             log.warning("%s post %s: %s", row.platform, row.idempotency_key, row.last_error)

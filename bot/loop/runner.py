@@ -17,10 +17,11 @@ from bot.config import Config
 from bot.ideas.embeddings_openai import Embedder, embed_new
 from bot.ideas.harvest import harvest, second_opinion
 from bot.ideas.moderation_openai import Classifier
-from bot.loop import failpoints, rounds
+from bot.loop import failpoints, health, rounds
 from bot.loop.captions import alt_text, clip_caption, poll_caption, still_alt_text
 from bot.loop.jobs import JobQueue
 from bot.loop.outbox import Outbox, ensure_post, idempotency_key
+from bot.loop.steplock import StepLock
 from bot.platforms.base import Limits, Media, OutgoingPost, Platform, Poll, PostRef
 from bot.platforms.base import PollTally as TallyIn
 from bot.redact import scrub
@@ -115,8 +116,9 @@ class StoryRunner:
         sched = config.scheduler
         self.retry_base = timedelta(seconds=sched.retry_base_seconds)
         self.outbox = Outbox(factory, self.platforms, self.retry_base, sched.max_attempts)
-        # The scheduler ticks in one thread while the dashboard acts in another: one at a time.
-        self.lock = threading.RLock()
+        # The scheduler ticks in one thread while the dashboard acts in another: one at a time,
+        # except around a writer or a render, which hand the lock back (see steplock.py).
+        self.lock = StepLock()
 
     @property
     def guard(self) -> Callable[[], bool]:
@@ -420,6 +422,7 @@ class StoryRunner:
 
     def _write(self, episode_id: int, now: datetime) -> StepResult:
         cfg = self.config.story
+        max_options = self.limits().max_poll_options  # the platforms, asked outside a transaction
         with session_scope(self.factory) as session:
             episode = session.get(Episode, episode_id)
             assert episode is not None
@@ -460,12 +463,19 @@ class StoryRunner:
                 ideas=ideas,
                 seed=episode.seed,
                 is_final=episode.is_final,
-                max_options=self.limits().max_poll_options,
+                max_options=max_options,
                 target_seconds=cfg.target_seconds,
             )
+        # No transaction and no runner lock while the writer works (an LLM may take minutes):
+        # the dashboard stays responsive, and the result is stored only if nothing moved on.
+        with self.lock.released():
             script = self.generators.writer.write(request)
-            if not episode.is_final and not 2 <= len(script.options) <= 4:
-                raise GenerationError(f"writer gave {len(script.options)} options; need 2–4")
+        if not request.is_final and not 2 <= len(script.options) <= 4:
+            raise GenerationError(f"writer gave {len(script.options)} options; need 2–4")
+        with session_scope(self.factory) as session:
+            episode = session.get(Episode, episode_id)
+            if episode is None or episode.state is not EpisodeState.PLANNED:
+                return StepResult(False, "episode moved on while it was being written")
             episode.title = script.title
             episode.narration = script.narration
             episode.subtitles = list(script.subtitles)
@@ -509,9 +519,11 @@ class StoryRunner:
             assert episode is not None
             job = self._render_job(session, episode)
             out_dir = self._episode_dir(episode)
-        # Rendering holds no transaction: it is slow, and a crash here just renders again.
+        # Rendering holds no transaction and no runner lock: it is slow, the dashboard must not
+        # wait for it, and a crash here just renders again.
         started = time.monotonic()
-        result = render_episode(self.generators, job, out_dir, failpoints.hit)
+        with self.lock.released():
+            result = render_episode(self.generators, job, out_dir, failpoints.hit)
         render_s = time.monotonic() - started
         failpoints.hit("after_render")  # media on disk, the RENDERED state not committed
         with session_scope(self.factory) as session:
@@ -733,13 +745,28 @@ class StoryRunner:
             }
             due = episode.round.closes_at <= now
         own = self.own_handles()
-        for name, platform in self.platforms.items():
-            if platform.limits().can_read and refs[name]:
+        readable = [
+            (name, platform)
+            for name, platform in self.platforms.items()
+            if platform.limits().can_read and refs[name]
+        ]
+        failures: list[PlatformError] = []
+        for name, platform in readable:
+            try:
                 replies = platform.fetch_replies(refs[name])
-                with session_scope(self.factory) as session:
+            except PlatformError as exc:
+                # One platform down must not stop the others: note it, read the rest.
+                log.warning("%s: cannot read replies: %s", name, exc)
+                health.record(self.factory, name, now, exc)
+                failures.append(exc)
+                continue
+            health.record(self.factory, name, now)
+            with session_scope(self.factory) as session:
                     later = self.moderation is not None  # it judges what the rules let through
                     settings = self.config.moderation
                     harvest(session, episode_id, replies, settings, now, later, own_handles=own)
+        if readable and len(failures) == len(readable):
+            raise failures[0]  # nothing could be read anywhere: a failed step, retried
         if self.moderation is not None:
             second_opinion(
                 self.factory, episode_id, self.moderation, self.config.moderation, own_handles=own
@@ -757,7 +784,12 @@ class StoryRunner:
         tallies: dict[str, TallyIn] = {}
         for name, platform in self.platforms.items():
             if platform.limits().can_read and len(refs[name]) == 2:
-                tallies[name] = platform.fetch_tally(refs[name][1])
+                try:
+                    tallies[name] = platform.fetch_tally(refs[name][1])
+                except PlatformError as exc:
+                    # Its votes cannot be counted now; the round closes on the others' votes.
+                    log.warning("%s: cannot read the poll; closing without it: %s", name, exc)
+                    health.record(self.factory, name, now, exc)
         with session_scope(self.factory) as session:
             # Claim the round first: the runner and `storybot round close` may both get here,
             # and only the one whose update still finds it POLLING may close it.

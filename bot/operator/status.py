@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.loop.health import failing
+from story_state.lifecycle import PostState
 from story_state.models import Post, Story
 
 
@@ -61,11 +63,25 @@ def story_status(session: Session) -> dict[str, Any]:
                 "open_round": open_round,
             }
         )
-    return {"stories": stories}
+    waiting = dict(
+        session.execute(
+            select(Post.platform, func.count())
+            .where(Post.state == PostState.PENDING)
+            .group_by(Post.platform)
+        ).all()
+    )
+    platforms = [
+        {**row, "posts_waiting": waiting.get(row["platform"], 0)} for row in failing(session)
+    ]
+    return {"stories": stories, "failing_platforms": platforms}
 
 
 def render_text(doc: dict[str, Any]) -> str:
-    lines = []
+    lines = [
+        f"! {p['platform']} failing since {p['failing_since']}: {p['last_error']} "
+        f"({p['posts_waiting']} post(s) waiting; the story goes on elsewhere)"
+        for p in doc.get("failing_platforms", ())
+    ]
     if not doc["stories"]:
         return "no stories yet: `storybot tick` or `storybot run` starts the one in config.toml"
     for s in doc["stories"]:

@@ -15,7 +15,7 @@ from story_state.db import Base, make_engine
 from story_state.errors import ConfigError, StateError
 
 BACKENDS = ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.postgres)]
-HEAD = "0008"
+HEAD = "0009"
 APP_TABLES = set(Base.metadata.tables)
 
 
