@@ -120,7 +120,12 @@ class MockMastodon:
     """
 
     def __init__(
-        self, tmp_path: Path, *, version: str | None = None, ignore_idempotency: bool = False
+        self,
+        tmp_path: Path,
+        *,
+        version: str | None = None,
+        ignore_idempotency: bool = False,
+        context_limit: int | None = None,
     ) -> None:
         from mastodon_mock.app import create_app
         from mastodon_mock.config import DatabaseConfig, MastodonMockConfig, StreamingConfig
@@ -139,6 +144,9 @@ class MockMastodon:
         self.seen: list[str] = []
         self._app = create_app(config)
         self._ignore_idempotency = ignore_idempotency
+        # Mastodon answers at most 4,096 descendants in a thread's context; mastodon-mock has
+        # no such cap, so this cuts its real answer the way Mastodon would.
+        self._context_limit = context_limit
         self._server = uvicorn.Server(
             uvicorn.Config(
                 self._asgi, host="127.0.0.1", port=0, log_level="warning", interface="asgi3"
@@ -160,7 +168,36 @@ class MockMastodon:
                 scope["headers"] = [
                     (k, v) for k, v in scope["headers"] if k.lower() != b"idempotency-key"
                 ]
+            if self._context_limit is not None and str(scope["path"]).endswith("/context"):
+                await self._capped_context(scope, receive, send)
+                return
         await self._app(scope, receive, send)
+
+    async def _capped_context(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def keep(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self._app(scope, receive, keep)
+        body = b"".join(chunks)
+        if start.get("status") == 200:
+            data = json.loads(body)
+            data["descendants"] = data["descendants"][: self._context_limit]
+            body = json.dumps(data).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def __enter__(self) -> MockMastodon:
         self._thread.start()
@@ -176,6 +213,28 @@ class MockMastodon:
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+    def seed_replies(self, username: str, in_reply_to: str, texts: list[str]) -> list[str]:
+        """Many replies at once, through mastodon-mock's own status-creation path (the one its
+        POST /api/v1/statuses runs: mentions, notifications and all), without an HTTP request
+        each. Returns the new status ids."""
+        from mastodon_mock.db.models import Account
+        from mastodon_mock.routers.statuses import _create_status_from_params
+        from sqlalchemy import select
+
+        factory = self._app.state.session_factory
+        with factory() as db:
+            account = db.scalars(select(Account).where(Account.username == username)).one()
+            made = [
+                str(
+                    _create_status_from_params(
+                        db, account, {"status": text, "in_reply_to_id": in_reply_to}
+                    ).id
+                )
+                for text in texts
+            ]
+            db.commit()
+        return made
 
     def client(self, username: str) -> Mastodon:
         """A follower's own client (tokens are the mock's seeded ``<name>_token``)."""

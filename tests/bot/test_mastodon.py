@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import stat
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -831,3 +832,37 @@ def test_env_file_update_keeps_other_lines(tmp_path: Path) -> None:
     assert env.read_text() == "A=3\nB=2\n"
     assert [p.name for p in tmp_path.iterdir()] == [".env"]  # no temp file left
     assert os.stat(env).st_mode & 0o077 == 0
+
+
+# -- many replies ---------------------------------------------------------------------------
+
+
+# The full size (5,000 replies over Mastodon's 4,096 cap) takes mastodon-mock minutes to serve
+# on 2 cores; `make test` runs the same path at a tenth of the size, cap included.
+HEAVY = os.environ.get("STORYBOT_TEST_HEAVY") == "1"
+MANY, CAP = (5000, 4096) if HEAVY else (500, 409)
+
+
+def test_replies_past_the_context_cap_are_all_read(tmp_path: Path) -> None:
+    """Mastodon's context stops at 4,096 descendants: the rest come from paged mentions.
+
+    STORYBOT_TEST_HEAVY=1 runs it with 5,000 replies and the real cap."""
+    with MockMastodon(tmp_path, context_limit=CAP) as mock:
+        platform = MastodonPlatform(mock.base_url, "alice_token")
+        poll = platform.publish(OutgoingPost("k-many", "What happens next? Reply below."))
+        began = time.monotonic()
+        made = set()
+        for name in ("bob", "carol"):
+            texts = [f"@alice idea number {n} from {name}" for n in range(MANY // 2)]
+            made |= set(mock.seed_replies(name, poll.remote_id, texts))
+        seeded_s = time.monotonic() - began
+        assert len(made) == MANY
+        context = mock.client("bob").status_context(poll.remote_id)
+        assert len(context["descendants"]) == CAP  # the cap, as on Mastodon
+
+        began = time.monotonic()
+        replies = platform.fetch_replies((poll,))
+        read_s = time.monotonic() - began
+    assert {r.remote_id for r in replies} == made, (len(replies), len(made))
+    assert mock.seen.count("GET /api/v1/notifications") >= MANY // 80
+    print(f"{MANY} replies: seeded in {seeded_s:.1f} s, read in {read_s:.1f} s")

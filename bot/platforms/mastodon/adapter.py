@@ -61,6 +61,13 @@ _UNIQUE_TEXT = 40  # root posts at least this long are looked up too
 _REFRESH_RETRIES = 2
 _REFRESH_BUDGET_S = 3.0
 _CAPS_RETRY_S = 60.0
+_MENTION_PAGE = 80  # Mastodon's largest notifications page
+_MENTION_PAGES = 250  # 20,000 mentions a read at most
+
+
+def _id_order(remote_id: str) -> tuple[int, int, str]:
+    """Status and notification ids sort by time as numbers (Mastodon's are snowflakes)."""
+    return (0, int(remote_id), "") if remote_id.isdigit() else (1, 0, remote_id)
 
 
 def make_client(
@@ -331,7 +338,7 @@ class MastodonPlatform:
         statuses: list[object] = []
         for remote_id in wanted:
             statuses += self._again(partial(self._descendants, remote_id))
-        statuses += self._again(self._mentions)
+        statuses += self._mentions(min(wanted, key=_id_order))
         replies: dict[str, Reply] = {}
         for status in statuses:
             reply = self._reply(status, set(wanted), me, domain)
@@ -366,12 +373,36 @@ class MastodonPlatform:
             context = self._client.status_context(remote_id)
         return items(get(context, "descendants"))
 
-    def _mentions(self) -> list[object]:
-        with translated(self._client, "reading mentions"):
-            notes = self._client.notifications(types=["mention"], limit=80)
-        # Servers that ignore types[] send every kind: keep the mentions only.
-        found = (get(n, "status") for n in items(notes) if get(n, "type") == "mention")
-        return [status for status in found if status is not None]
+    def _mentions(self, oldest_wanted: str) -> list[object]:
+        """Every mention since the oldest post asked about, page by page (newest first).
+
+        Mastodon's thread context stops at 4,096 descendants; replies past that are still
+        found here, as the mentions they carry. Pages are read until one reaches back past
+        the oldest post asked about (status ids grow with time), or nothing older is left.
+        """
+        found: list[object] = []
+        max_id: str | None = None
+        for _ in range(_MENTION_PAGES):
+
+            def read(before: str | None = max_id) -> object:
+                with translated(self._client, "reading mentions"):
+                    return self._client.notifications(
+                        types=["mention"], limit=_MENTION_PAGE, max_id=before
+                    )
+
+            notes = items(self._again(read))
+            if not notes:
+                break
+            for note in notes:
+                status = get(note, "status")
+                # Servers that ignore types[] send every kind: keep the mentions only.
+                if get(note, "type") == "mention" and status is not None:
+                    found.append(status)
+            oldest = as_str(get(notes[-1], "status", "id")) or as_str(get(notes[-1], "id"))
+            if _id_order(oldest) < _id_order(oldest_wanted):
+                break  # this page reaches back before the posts being read
+            max_id = as_str(get(notes[-1], "id"))
+        return found
 
     def _reply(self, status: object, wanted: set[str], me: str, domain: str) -> Reply | None:
         parent = as_str(get(status, "in_reply_to_id"))
