@@ -117,8 +117,13 @@ def harvest(
     now: datetime,
     later: bool = False,
     own_handles: Iterable[str] = (),
+    complete_for: str | None = None,
 ) -> int:
     """Store new replies as suggestions of the episode's round.
+
+    ``complete_for`` names a platform whose ``replies`` are every reply there is to the round's
+    posts: an idea of that platform missing from them was deleted by its author, and no longer
+    counts (nor is it credited).
 
     Known replies get their likes refreshed; an edited reply is judged again (an operator's
     decision on it is kept unless the text changed). With ``later`` (the caller has a
@@ -166,8 +171,26 @@ def harvest(
         _judge(suggestion, person, rules, later)
         session.add(suggestion)
         added += 1
+    if complete_for is not None:
+        _withdraw_deleted(session, episode.round.id, complete_for, replies)
     session.flush()
     return added
+
+
+DELETED = "deleted by its author"
+
+
+def _withdraw_deleted(session: Session, round_id: int, platform: str, replies: list[Reply]) -> None:
+    present = {r.remote_id for r in replies if r.platform == platform}
+    standing = session.scalars(
+        select(Suggestion).where(
+            Suggestion.round_id == round_id,
+            Suggestion.platform == platform,
+            Suggestion.reject_reason.is_distinct_from(DELETED),
+        )
+    ).all()
+    for gone in (s for s in standing if s.remote_id not in present):
+        gone.accepted, gone.pending, gone.reject_reason = False, False, DELETED
 
 
 def round_clusters(

@@ -762,9 +762,20 @@ class StoryRunner:
                 continue
             health.record(self.factory, name, now)
             with session_scope(self.factory) as session:
-                    later = self.moderation is not None  # it judges what the rules let through
-                    settings = self.config.moderation
-                    harvest(session, episode_id, replies, settings, now, later, own_handles=own)
+                later = self.moderation is not None  # it judges what the rules let through
+                settings = self.config.moderation
+                # A platform that reads every reply tells us which ideas were deleted.
+                whole = name if getattr(platform, "reads_every_reply", False) else None
+                harvest(
+                    session,
+                    episode_id,
+                    replies,
+                    settings,
+                    now,
+                    later,
+                    own_handles=own,
+                    complete_for=whole,
+                )
         if readable and len(failures) == len(readable):
             raise failures[0]  # nothing could be read anywhere: a failed step, retried
         if self.moderation is not None:

@@ -54,6 +54,8 @@ class LocalPlatform:
     """Both sides of the sandbox: the bot's port and the followers' actions."""
 
     name = "local"
+    # fetch_replies returns every reply to the posts asked about: a missing one was deleted.
+    reads_every_reply = True
 
     def __init__(
         self,

@@ -101,6 +101,9 @@ class MastodonPlatform:
     """The Platform port on one Mastodon-API account."""
 
     name = "mastodon"
+    # fetch_replies returns every reply to the posts asked about (the thread context, and every
+    # mention since the oldest of them past its 4,096 cap): a missing one was deleted.
+    reads_every_reply = True
 
     def __init__(
         self,
