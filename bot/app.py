@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,8 +27,9 @@ from generation.writer.base import Writer
 from generation.writer.template import TemplateWriter
 from story_state import migrate
 from story_state.clock import Clock, utcnow
-from story_state.db import make_engine, session_factory
+from story_state.db import make_engine, session_factory, session_scope
 from story_state.errors import ConfigError
+from story_state.models import Contributor
 
 
 def _key(env_name: str) -> str | None:
@@ -138,6 +140,23 @@ def _voice(config: Config) -> Voice:
             language=cfg.language,
             device=cfg.device,
         )
+    elif cfg.backend == "piper":
+        from generation.voice.espeak import EspeakVoice
+        from generation.voice.piper import PiperVoice
+
+        model = cfg.piper_model
+        if model is not None and not model.is_absolute():
+            model = base_dir(config) / model
+        voice = PiperVoice(
+            model=model,
+            speaker=cfg.speaker,
+            character_voices=cfg.character_voices,
+            length_scale=cfg.length_scale,
+            noise_scale=cfg.noise_scale,
+            noise_w=cfg.noise_w,
+            # Speaks when the Piper voice cannot load (extra missing, model file broken).
+            fallback=EspeakVoice(voice=cfg.voice, speed_wpm=cfg.speed_wpm, pitch=cfg.pitch),
+        )
     elif cfg.backend == "openai":
         from generation.voice.openai import OpenAISpeech
 
@@ -162,7 +181,21 @@ def _voice(config: Config) -> Voice:
 
 def _clip(config: Config) -> ClipAssembler:
     clip = config.generation.clip
-    return FfmpegAssembler(preset=clip.preset, max_seconds=clip.max_seconds)
+    return FfmpegAssembler(preset=clip.preset, max_seconds=clip.max_seconds, ambient=clip.ambient)
+
+
+def _blocked_handles(config: Config, factory: sessionmaker[Session], platform: str) -> set[str]:
+    """Accounts whose votes do not count where votes are public: the config's
+    moderation.blocked_accounts and the people the operator blocked on ``platform``."""
+    handles = {h.strip().lstrip("@").lower() for h in config.moderation.blocked_accounts}
+    with session_scope(factory) as session:
+        rows = session.scalars(
+            select(Contributor.handle).where(
+                Contributor.platform == platform, Contributor.blocked.is_(True)
+            )
+        )
+        handles |= {h.lower() for h in rows}
+    return handles
 
 
 def build_platforms(
@@ -197,6 +230,24 @@ def build_platforms(
             api_base=x.api_base,
             media_deadline_s=x.media_deadline_s,
             user_id=x.user_id,
+            clock=clock,
+        )
+    bluesky = config.platforms.bluesky
+    if bluesky.enabled:
+        from bot.platforms.bluesky.adapter import BlueskyPlatform
+
+        session_file = bluesky.session_file
+        if not session_file.is_absolute():
+            session_file = base_dir(config) / session_file
+        chosen["bluesky"] = BlueskyPlatform(
+            bluesky.service,
+            bluesky.handle,
+            lambda: os.environ.get(bluesky.password_env, ""),
+            session_file=session_file,
+            language=bluesky.language or None,
+            web_url=bluesky.web_url,
+            video=bluesky.video,
+            blocked=lambda: _blocked_handles(config, factory, "bluesky"),
             clock=clock,
         )
     if not chosen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -74,10 +75,33 @@ class XSettings(_Section):
     post_only: bool = True
 
 
+class BlueskySettings(_Section):
+    enabled: bool = False
+    # Where the account lives: https://bsky.social for Bluesky's own hosting, or your PDS.
+    service: str = "https://bsky.social"
+    handle: str = ""
+    # An app password (Settings → Privacy and security → App passwords), never the real one.
+    password_env: str = "STORYBOT_BLUESKY_APP_PASSWORD"
+    # The session (refreshed tokens) kept across restarts, mode 0600; beside the config file.
+    session_file: Path = Path("bluesky.session")
+    language: str | None = "en"
+    video: bool = True  # False: post the clip's still with its alt text instead
+    web_url: str = "https://bsky.app"
+
+    @model_validator(mode="after")
+    def _account_when_enabled(self) -> BlueskySettings:
+        if self.enabled and not self.service.startswith(("https://", "http://")):
+            raise ValueError("service must be the server's https:// URL when enabled")
+        if self.enabled and "." not in self.handle.lstrip("@"):
+            raise ValueError("handle must be the bot's full handle (e.g. storybot.bsky.social)")
+        return self
+
+
 class PlatformSettings(_Section):
     local: LocalPlatformSettings = LocalPlatformSettings()
     mastodon: MastodonSettings = MastodonSettings()
     x: XSettings = XSettings()
+    bluesky: BlueskySettings = BlueskySettings()
 
 
 class WriterSettings(_Section):
@@ -119,10 +143,16 @@ class ImageSettings(_Section):
 
 
 class VoiceSettings(_Section):
-    backend: Literal["espeak", "coqui", "openai"] = "espeak"
+    backend: Literal["espeak", "piper", "coqui", "openai"] = "espeak"
     voice: str = "en-us"
     speed_wpm: Annotated[int, Field(ge=80, le=450)] = 150
     pitch: Annotated[int, Field(ge=0, le=99)] = 40
+    # piper: a .onnx voice with its .onnx.json beside it (None: the bundled en_US "joe" voice),
+    # and overrides of the voice's own pace and variation (None: the voice's settings).
+    piper_model: Path | None = None
+    length_scale: Annotated[float, Field(ge=0.25, le=4)] | None = None
+    noise_scale: Annotated[float, Field(ge=0, le=2)] | None = None
+    noise_w: Annotated[float, Field(ge=0, le=2)] | None = None
     # coqui: a model folder (model file + config.json), speakers for multi-speaker models.
     model_dir: Path | None = None
     speaker: str | None = None
@@ -154,6 +184,8 @@ class ClipSettings(_Section):
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
     music: Path | None = None
     music_gain_db: Annotated[float, Field(ge=-60, le=0)] = -20.0
+    # A quiet procedural bed under the narration when there is no music.
+    ambient: bool = True
     max_seconds: Annotated[float, Field(gt=5, le=140)] = 140.0
 
 
@@ -260,6 +292,9 @@ def _required_secrets(config: Config) -> list[tuple[str, str]]:
     mastodon = config.platforms.mastodon
     if mastodon.enabled:
         needed.append(("platforms.mastodon.token_env", mastodon.token_env))
+    bluesky = config.platforms.bluesky
+    if bluesky.enabled:
+        needed.append(("platforms.bluesky.password_env", bluesky.password_env))
     x = config.platforms.x
     if x.enabled:
         for key in (
@@ -272,10 +307,26 @@ def _required_secrets(config: Config) -> list[tuple[str, str]]:
     return needed
 
 
+def _close_key(loc: tuple[Any, ...]) -> str | None:
+    """The known key nearest to the unknown ``loc[-1]`` in its table, for "did you mean"."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return None
+        model = field.annotation
+    known = [name for name in model.model_fields if name != "source"]
+    found = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
+    return found[0] if found else None
+
+
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key"
+        near = _close_key(tuple(error["loc"])) if error["loc"] else None
+        return f"{key}: unknown key" + (f"; did you mean '{near}'?" if near else "")
     if error["type"] == "missing":
         return f"{key}: required key is missing"
     given = error.get("input")

@@ -133,3 +133,79 @@ def mastodon(
         raise click.ClickException(f"cannot write {env_file}: {exc}") from exc
     click.echo(f"Logged in as @{account['acct']} on {url.netloc}.")
     click.echo(f"Stored the access token as {env_var} in {env_file} (readable only by you).")
+
+
+APP_PASSWORD_SCOPE = "com.atproto.appPass"
+
+
+@login.command("bluesky")
+@click.option("--handle", required=True, help="The bot's handle, e.g. storybot.bsky.social")
+@click.option(
+    "--service",
+    default="https://bsky.social",
+    show_default=True,
+    help="Where the account lives: Bluesky's own hosting, or the address of your PDS.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where to store the app password (created with mode 0600; other lines are kept) "
+    "[default: the .env beside the config, which every other command reads].",
+)
+@click.option(
+    "--env-var",
+    default="STORYBOT_BLUESKY_APP_PASSWORD",
+    show_default=True,
+    help="The variable to store it as: the config's platforms.bluesky.password_env.",
+)
+@click.pass_context
+def bluesky(
+    ctx: click.Context, handle: str, service: str, env_file: Path | None, env_var: str
+) -> None:
+    """Check a Bluesky app password by logging in with it, and store it (never the account's
+    own password). The bot makes its session at its first post and keeps it refreshed."""
+    env_file = env_file or default_env_file(ctx)
+    try:
+        from atproto_client import Client
+        from atproto_core.exceptions import AtProtocolError
+    except ImportError:
+        raise click.ClickException(
+            "logging in to Bluesky needs the atproto SDK: pip install 'storybot[bluesky]'"
+        ) from None
+    url = urlparse(service if "://" in service else f"https://{service}")
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise click.ClickException(f"--service {service!r} is not a server address")
+    base = f"{url.scheme}://{url.netloc}"
+    if url.scheme == "http":
+        click.echo(f"Warning: {base} is plain http; use https for a real server.", err=True)
+    handle = handle.strip().lstrip("@").lower()
+    where = "Settings → Privacy and security → App passwords"
+    click.echo(f"Make an app password for @{handle} ({where}).")
+    password = click.prompt("Paste the app password here", hide_input=True).strip()
+    client = Client(base_url=base)
+    try:
+        client.login(handle, password, fetch_bsky_profile=False)
+        session = client._session
+        scope = session.access_jwt_payload.scope
+        # Only a check: the session made here is ended again (the bot makes and keeps its own).
+        client.com.atproto.server.delete_session(headers=client._get_refresh_auth_headers())
+    except AtProtocolError as exc:
+        raise click.ClickException(f"{base} refused that handle and password: {exc}") from None
+    finally:
+        client.request.close()
+    if scope != APP_PASSWORD_SCOPE:
+        raise click.ClickException(
+            "that is the account's own password: storybot takes an app password only "
+            "(it can be revoked on its own and cannot change the account's settings)"
+        )
+    try:
+        write_env_var(env_file, env_var, password)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {env_file}: {exc}") from exc
+    click.echo(f"Logged in as @{session.handle} ({session.did}) on {url.netloc}.")
+    click.echo(f"Stored the app password as {env_var} in {env_file} (readable only by you).")
+    click.echo(
+        f'In the config:\n\n  [platforms.bluesky]\n  enabled = true\n  service = "{base}"\n'
+        f'  handle = "{handle}"\n  password_env = "{env_var}"\n'
+    )

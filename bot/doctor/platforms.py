@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.config import Config
+from bot.doctor.bluesky import bluesky_rows
 from bot.doctor.checks import Check, Status, guarded
 from bot.doctor.limits import limits_rows, video_row
 from bot.doctor.mastodon import mastodon_rows
@@ -125,6 +126,8 @@ def platform_rows(
         return guarded(name, lambda: mastodon_rows(platform, config, probe=probe))
     if name == "x":
         return guarded(name, lambda: x_rows(platform, config, readers))
+    if name == "bluesky":
+        return guarded(name, lambda: bluesky_rows(platform, config, probe=probe))
     return guarded(name, lambda: other_rows(name, platform, config))
 
 

@@ -44,8 +44,9 @@ from story_state.errors import ConfigError, StorybotError
 
 __all__ = ["Check", "DoctorReport", "Status", "report_for", "run_doctor"]
 
-PLATFORM_ORDER = ("local", "mastodon", "x")
-_RANK = {"local": 0, "mastodon": 1, "x": 9}  # x last: its post-only row names the readers
+PLATFORM_ORDER = ("local", "mastodon", "bluesky", "x")
+# x last: its post-only row names the readers
+_RANK = {"local": 0, "mastodon": 1, "bluesky": 2, "x": 9}
 _MARKS = {
     Status.OK: ("ok", "green"),
     Status.WARN: ("warn", "yellow"),

@@ -16,6 +16,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from generation.clip.audio import SAMPLE_RATE as SAMPLE_RATE  # the cut and the bench use it
+from generation.clip.audio import Levels, measure_levels, soundtrack
 from generation.clip.base import ClipInfo, ClipRequest, Cue
 from generation.clip.probe import validate_clip
 from generation.clip.subtitles import to_ass, to_srt
@@ -31,7 +33,6 @@ PAN_ROOM = 1.06
 # sets what the camera move costs: 0.08 at 1280 px is about 100 levels (see ``make bench``).
 MAX_ZOOM_CHANGE = 0.08
 ENCODER_THREADS = 4  # fixed, because x264's output depends on its thread count
-SAMPLE_RATE = 48_000
 TIMEOUT_S = 600.0
 MAX_SECONDS = 140.0  # X's cap for ordinary accounts; Mastodon servers allow about as long
 MAX_LONG_SIDE, MAX_SHORT_SIDE = 1280, 720  # 720p, landscape or vertical
@@ -64,16 +65,21 @@ class Motion:
 
 
 def plan_motion(seed: int, duration_s: float) -> Motion:
-    """Zoom in or out a little and drift one way, all chosen by the seed."""
+    """Zoom in or out a little and pan across, directions chosen by the seed.
+
+    The zoom alone changes by at most MAX_ZOOM_CHANGE (under 8 % of the picture), so the pan
+    always crosses the whole horizontal margin, edge to edge: about 9 % of the frame's width
+    at a 20 s clip's smallest zoom change. Only the gentle vertical drift varies in size.
+    """
     rng = random.Random(seed)
     amount = min(MAX_ZOOM_CHANGE, max(0.03, 0.004 * duration_s)) * rng.uniform(0.85, 1.0)
     zoom_in = rng.random() < 0.5
-    angle = rng.uniform(0.0, 2.0 * math.pi)
-    reach = rng.uniform(0.3, 0.5)
-    dx, dy = reach * math.cos(angle), reach * math.sin(angle) * 0.6
+    rightward = rng.random() < 0.5
+    dy = rng.uniform(-0.3, 0.3)
     low, high = PAN_ROOM, PAN_ROOM + amount
     zooms = (low, high) if zoom_in else (high, low)
-    return Motion(*zooms, 0.5 - dx, 0.5 + dx, 0.5 - dy, 0.5 + dy)
+    xs = (0.0, 1.0) if rightward else (1.0, 0.0)
+    return Motion(*zooms, *xs, 0.5 - dy, 0.5 + dy)
 
 
 def filter_path(path: Path) -> str:
@@ -234,28 +240,6 @@ def _layer(request: ClipRequest, total_s: float, ass: Path | None, mask: str) ->
     ]
 
 
-def _audio(request: ClipRequest, total_s: float) -> list[str]:
-    """Narration after the lead-in, padded to the clip; a looped, ducked music bed if any."""
-    fmt = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
-    delay = round(request.lead_in_s * SAMPLE_RATE)
-    voice = (
-        f"[1:a]aresample={SAMPLE_RATE},adelay=delays={delay}S:all=1,"
-        f"apad=whole_dur={total_s:.6f},{fmt}"
-    )
-    if request.music is None:
-        return [voice + "[a]"]
-    fade_in, fade_out = min(1.0, total_s / 4), min(1.5, total_s / 4)
-    return [
-        voice + ",asplit[voice][key]",
-        f"[2:a]aresample={SAMPLE_RATE},{fmt},atrim=duration={total_s:.6f},"
-        f"volume={request.music_gain_db:.2f}dB,afade=t=in:d={fade_in:.3f},"
-        f"afade=t=out:st={total_s - fade_out:.6f}:d={fade_out:.3f}[bed]",
-        # The voice pushes the bed down about 10 dB while it speaks, and lets it back up.
-        "[bed][key]sidechaincompress=threshold=0.05:ratio=3:attack=30:release=600[ducked]",
-        f"[voice][ducked]amix=inputs=2:duration=first:normalize=0,{fmt}[a]",
-    ]
-
-
 def _source(request: ClipRequest, motion: Motion) -> list[str]:
     """The still at the path's widest zoom, graded once: everything the camera samples from."""
     big_w, big_h = source_size(motion, request.width, request.height)
@@ -271,9 +255,17 @@ def _source(request: ClipRequest, motion: Motion) -> list[str]:
 
 
 def build_graph(
-    request: ClipRequest, total_s: float, ass: Path | None, poster: bool = False
+    request: ClipRequest,
+    total_s: float,
+    ass: Path | None,
+    poster: bool = False,
+    levels: Levels | None = None,
+    ambient: bool = False,
 ) -> str:
     """The whole -filter_complex: [0:v] still → [v], [1:a] narration (+ [2:a] music) → [a].
+
+    ``levels`` are the measured gains (``measure_levels``; None: unity) and ``ambient`` adds
+    the procedural bed when there is no music (see ``generation.clip.audio``).
 
     With ``poster``, [p] is one frame a third of the way in, with the look but without the
     subtitles. It branches off the graded still (a single frame) and takes the level and
@@ -304,7 +296,7 @@ def build_graph(
         chains.append("[z]setsar=1[v]")
     if poster:
         chains += _poster(request, motion, frames)
-    chains += _audio(request, total_s)
+    chains += soundtrack(request, total_s, levels or Levels(), ambient)
     return ";".join(chains)
 
 
@@ -353,7 +345,11 @@ def _check(request: ClipRequest) -> None:
 
 
 class FfmpegAssembler:
-    """H.264 High / AAC-LC MP4 with faststart; the same request gives the same frames."""
+    """H.264 High / AAC-LC MP4 with faststart; the same request gives the same frames.
+
+    The sound is levelled to -16 LUFS with true peaks at or below -1.5 dBTP; ``ambient`` puts
+    a quiet procedural bed under the narration when the request brings no music.
+    """
 
     def __init__(
         self,
@@ -367,10 +363,11 @@ class FfmpegAssembler:
         x264_params: str = "subme=1:me=dia:partitions=none",
         max_seconds: float = MAX_SECONDS,
         poster: bool = True,
+        ambient: bool = True,
     ) -> None:
         self._ffmpeg = ffmpeg
         self.preset, self.crf, self.x264_params = preset, crf, x264_params
-        self.max_seconds, self.poster = max_seconds, poster
+        self.max_seconds, self.poster, self.ambient = max_seconds, poster, ambient
 
     @property
     def ffmpeg(self) -> str:
@@ -395,6 +392,7 @@ class FfmpegAssembler:
             )
         srt = out.with_suffix(".srt") if request.cues else None
         poster = out.with_suffix(".jpg") if self.poster else None
+        levels = self.levels(request, total)
         # Every file goes to a temp name; on success all replace their targets together, the
         # clip last. On any failure, the platform check included, none of them does.
         with ExitStack() as stack:
@@ -407,7 +405,7 @@ class FfmpegAssembler:
                 ass.write_text(to_ass(request.cues, request.width, request.height), "utf-8")
                 srt_tmp = stack.enter_context(atomic_output(srt))
                 srt_tmp.write_text(to_srt(request.cues), "utf-8")
-            self._run(self.command(request, total, ass, tmp, poster_tmp))
+            self._run(self.command(request, total, ass, tmp, poster_tmp, levels))
             probe = validate_clip(
                 tmp,
                 max_width=MAX_LONG_SIDE,
@@ -418,6 +416,10 @@ class FfmpegAssembler:
         return ClipInfo(
             path=out, duration_s=total, srt=srt, poster=poster, size_bytes=probe.size_bytes
         )
+
+    def levels(self, request: ClipRequest, total_s: float) -> Levels:
+        """The gains that bring this clip's sound to -16 LUFS (two quick audio-only runs)."""
+        return measure_levels(self.ffmpeg, request, total_s, self.ambient)
 
     def encoder_args(self, fps: int) -> list[str]:
         """x264 High with a closed GOP of ``GOP_SECONDS`` and a rate cap; shared with the cut."""
@@ -441,6 +443,7 @@ class FfmpegAssembler:
         ass: Path | None,
         out: Path,
         poster: Path | None = None,
+        levels: Levels | None = None,
     ) -> list[str]:
         # "file:" keeps a name like "http:x.png" or "concat:a|b" from choosing a protocol.
         inputs = ["-i", f"file:{request.still}", "-i", f"file:{request.narration}"]
@@ -452,7 +455,8 @@ class FfmpegAssembler:
             # filters then wait on their slowest slice (measured: 12% longer wall time on
             # 2 cores, for the same CPU time). A fixed count also keeps output identical.
             "-filter_complex_threads", "1",
-            "-filter_complex", build_graph(request, total_s, ass, poster is not None),
+            "-filter_complex",
+            build_graph(request, total_s, ass, poster is not None, levels, self.ambient),
             "-map", "[v]", "-map", "[a]", "-t", f"{total_s:.6f}",
             *self.encoder_args(request.fps),
             "-map_metadata", "-1", "-map_chapters", "-1", str(out),

@@ -11,6 +11,7 @@ import pytest
 
 from bot.app import App, build_app
 from bot.config import Config, parse_config
+from tests.bot.bluesky import Bluesky, running_bluesky
 from tests.bot.takahe import Takahe, running_takahe
 
 T0 = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
@@ -108,3 +109,10 @@ def takahe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Takahe]:
     """One real Takahe server for the whole test session (see tests/bot/takahe.py)."""
     with running_takahe(tmp_path_factory.mktemp("takahe")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def bluesky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bluesky]:
+    """One real AT Protocol network for the whole test session (see tests/bot/bluesky.py)."""
+    with running_bluesky(tmp_path_factory.mktemp("bluesky")) as network:
+        yield network

@@ -1,7 +1,8 @@
 """One harness per Platform implementation, so the contract suite can drive them all alike.
 
 A harness holds the adapter under test and plays the followers on the same server: local
-through LocalPlatform.act, Mastodon through other seeded accounts on mastodon-mock, X through
+through LocalPlatform.act, Mastodon through other seeded accounts on mastodon-mock (and a real
+Takahe), Bluesky through seeded accounts on the reference PDS and AppView, X through
 :class:`XWorld`, a small model of X whose answers the scripted fake X serves. What a platform
 cannot do is a flag with a reason, never a silent skip.
 """
@@ -21,11 +22,14 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.platforms.base import Platform, PostRef
+from bot.platforms.bluesky.adapter import BlueskyPlatform
 from bot.platforms.local import LocalAction, LocalPlatform
 from bot.platforms.mastodon.adapter import MastodonPlatform
 from bot.platforms.x.adapter import XPlatform
 from story_state.db import session_scope
 from story_state.models import LocalPost
+from tests.bot.bluesky import BOT as BLUESKY_BOT
+from tests.bot.bluesky import Bluesky
 from tests.bot.mastodon_fixtures import MockMastodon
 from tests.bot.takahe import Takahe
 from tests.bot.x_fixtures import DUPLICATE, Answer, FakeX, SpecSession, post, snowflake, user
@@ -41,6 +45,12 @@ class Harness:
     reads_reason: str = ""
     finds_earlier_posts: bool = True  # a restarted adapter finds what the last one posted
     finds_reason: str = ""
+    # Posts one poll option adds to the account: Bluesky has no polls (one reply per option).
+    posts_per_option: int = 0
+
+    def handle(self, user: str) -> str:
+        """How the platform names ``user`` in a reply's author handle (before any "@")."""
+        return user
 
     def restarted(self) -> Platform:
         """A new adapter on the same account, as after a crash."""
@@ -188,6 +198,61 @@ class TakaheHarness(Harness):
     def parent_of(self, ref: PostRef) -> str | None:
         parent = self.takahe.client("bob").status(ref.remote_id)["in_reply_to_id"]
         return None if parent is None else str(parent)
+
+
+# -- the reference AT Protocol network ----------------------------------------------------------
+
+
+class BlueskyHarness(Harness):
+    """The bot is storyteller.test on a real PDS and AppView; bob and carol are followers.
+
+    Record keys come from the outbox keys, which the contract tests repeat: every post and
+    like of these accounts is deleted first, as the Takahe harness empties its account."""
+
+    def __init__(self, net: Bluesky, session_file: Path) -> None:
+        self.net, self.session_file = net, session_file
+        self.made: list[BlueskyPlatform] = []
+        net.reset((BLUESKY_BOT, "bob", "carol"))
+        super().__init__("bluesky", self.restarted(), posts_per_option=1)
+
+    def restarted(self) -> Platform:
+        # The app password, as the bot runs; the session file carries over to a restart.
+        made = BlueskyPlatform(
+            self.net.pds,
+            self.net.handle(BLUESKY_BOT),
+            self.net.app_password(BLUESKY_BOT),
+            session_file=self.session_file,
+        )
+        self.made.append(made)
+        return made
+
+    def close(self) -> None:
+        for made in self.made:
+            made.close()
+
+    def handle(self, user: str) -> str:
+        return self.net.handle(user)
+
+    def reply_as(self, user: str, to: PostRef, text: str) -> PostRef:
+        return PostRef("bluesky", self.net.reply(user, to.remote_id, text))
+
+    def vote_as(self, user: str, poll: PostRef, position: int) -> None:
+        self.net.like(user, self.net.option_uri(user, poll.remote_id, position))
+
+    def like(self, user: str, target: PostRef) -> None:
+        self.net.like(user, target.remote_id)
+
+    def delete(self, ref: PostRef) -> None:
+        self.net.delete(BLUESKY_BOT, ref.remote_id)
+
+    def bot_posts(self) -> int:
+        return len(self.net.records(BLUESKY_BOT))
+
+    def parent_of(self, ref: PostRef) -> str | None:
+        found = self.net.record(ref.remote_id)
+        assert found is not None, ref
+        reply = found.value.reply
+        return None if reply is None else str(reply.parent.uri)
 
 
 # -- a small X, served by the scripted fake ----------------------------------------------------

@@ -1,7 +1,8 @@
-"""The Platform port's contract, run against every implementation: local, Mastodon, X.
+"""The Platform port's contract, run against every implementation: local, Mastodon, Bluesky, X.
 
 Each implementation talks to a real server on loopback (the story database, mastodon-mock, a
-real Takahe, a scripted X checked against X's OpenAPI spec). What an implementation cannot do
+real Takahe, the reference AT Protocol PDS and AppView, a scripted X checked against X's OpenAPI
+spec). What an implementation cannot do
 is stated by its harness (``reads``, ``finds_earlier_posts``, each with a reason) and the test
 then checks the documented fallback instead of skipping.
 """
@@ -21,6 +22,7 @@ from story_state.db import make_engine, session_factory
 from story_state.errors import PermanentError
 from tests.bot.mastodon_fixtures import MockMastodon
 from tests.bot.platform_harness import (
+    BlueskyHarness,
     Harness,
     LocalHarness,
     MastodonHarness,
@@ -35,7 +37,7 @@ CAPTION = "Episode 1: The derelict. The miners find a ship half buried in the sa
 OPTIONS = ("The miners rebel", "They flee", "They hide")
 
 
-@pytest.fixture(params=["local", "mastodon", "takahe", "x", "x-post-only"])
+@pytest.fixture(params=["local", "mastodon", "takahe", "bluesky", "x", "x-post-only"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     kind: str = request.param
     if kind == "local":
@@ -50,6 +52,10 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
             yield MastodonHarness(mock)
     elif kind == "takahe":
         yield TakaheHarness(request.getfixturevalue("takahe"))
+    elif kind == "bluesky":
+        blue = BlueskyHarness(request.getfixturevalue("bluesky"), tmp_path / "bluesky.session")
+        yield blue
+        blue.close()
     else:
         fake = FakeX()
         try:
@@ -104,14 +110,14 @@ def test_clip_then_poll_in_reply(harness: Harness, tmp_path: Path) -> None:
     assert clip.remote_id != poll.remote_id
     assert harness.parent_of(poll) == clip.remote_id
     assert harness.parent_of(clip) is None
-    assert harness.bot_posts() == 2
+    assert harness.bot_posts() == 2 + harness.posts_per_option * len(OPTIONS)
 
 
 def test_publish_is_idempotent(harness: Harness, tmp_path: Path) -> None:
     clip, poll = thread(harness, tmp_path)
     assert harness.platform.publish(clip_post(tmp_path, harness.name)) == clip
     assert harness.platform.publish(poll_post(harness.name, clip)) == poll
-    assert harness.bot_posts() == 2
+    assert harness.bot_posts() == 2 + harness.posts_per_option * len(OPTIONS)
 
     restarted = harness.restarted()
     if harness.finds_earlier_posts:
@@ -121,7 +127,7 @@ def test_publish_is_idempotent(harness: Harness, tmp_path: Path) -> None:
         # The documented fallback: refuse loudly and let the outbox hold the post.
         with pytest.raises(PermanentError, match="duplicate content"):
             restarted.publish(clip_post(tmp_path, harness.name))
-    assert harness.bot_posts() == 2, harness.finds_reason
+    assert harness.bot_posts() == 2 + harness.posts_per_option * len(OPTIONS), harness.finds_reason
 
 
 def test_replies_from_followers_only(harness: Harness, tmp_path: Path) -> None:
@@ -144,8 +150,8 @@ def test_replies_from_followers_only(harness: Harness, tmp_path: Path) -> None:
     assert thanks.remote_id not in by_id and nested.remote_id not in by_id
     first, second = by_id[idea.remote_id], by_id[other.remote_id]
     assert (first.in_reply_to, second.in_reply_to) == (poll.remote_id, clip.remote_id)
-    assert first.author_handle.split("@")[0] == "bob"
-    assert second.author_handle.split("@")[0] == "carol"
+    assert first.author_handle.split("@")[0] == harness.handle("bob")
+    assert second.author_handle.split("@")[0] == harness.handle("carol")
     assert plain(first.text).endswith("The miners rebel against the company")
     assert (first.likes, second.likes) == (1, 0)
     assert all(r.platform == harness.name and r.posted_at.tzinfo is not None for r in replies)

@@ -91,7 +91,7 @@ def test_clip_is_h264_high_aac_faststart_of_the_right_length(
     still: Path, speech: Speech, tmp_path: Path
 ) -> None:
     request = _request(still, speech, width=1280, height=720, lead_in_s=0.5, tail_s=1.0)
-    info = FfmpegAssembler().assemble(request, tmp_path / "clip.mp4")
+    info = FfmpegAssembler(ambient=False).assemble(request, tmp_path / "clip.mp4")
     expected = 0.5 + speech.duration_s + 1.0
     assert info.path == tmp_path / "clip.mp4"
     assert info.duration_s == pytest.approx(expected)
@@ -113,7 +113,7 @@ def test_clip_is_h264_high_aac_faststart_of_the_right_length(
 
     sound = _audio(info.path)
     lead, speaking = sound[: int(0.45 * 48_000)], sound[int(0.6 * 48_000) : int(1.2 * 48_000)]
-    assert np.abs(lead).max() < 50  # the lead-in is silent...
+    assert np.abs(lead).max() < 50  # the lead-in is silent (no ambient bed)...
     assert np.sqrt(np.mean(speaking**2)) > 500  # ...then the narration starts
     assert len(sound) / 48_000 == pytest.approx(expected, abs=0.2)
 
@@ -328,7 +328,9 @@ def test_a_music_bed_plays_under_the_lead_in_and_loops(
     assert np.sqrt(np.mean(tail**2)) > 500  # still there after 0.7 s: looped
     assert np.sqrt(np.mean(speaking**2)) > np.sqrt(np.mean(tail**2))  # the voice on top
     assert len(sound) / rate == pytest.approx(info.duration_s, abs=0.1)
-    quiet = FfmpegAssembler().assemble(replace(request, music=None), tmp_path / "q.mp4")
+    quiet = FfmpegAssembler(ambient=False).assemble(
+        replace(request, music=None), tmp_path / "q.mp4"
+    )
     assert np.abs(_audio(quiet.path)[: int(0.95 * rate)]).max() < 50
 
 
