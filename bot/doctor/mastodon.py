@@ -24,7 +24,8 @@ AREA = "mastodon"
 STILL_INSTEAD = "the server takes no video: the still is posted instead, narration as its alt text"
 ANONYMOUS_VOTES = (
     "poll votes are anonymous on Mastodon: blocked_accounts keeps their replies out, "
-    "but their votes still count"
+    "but their votes still count; a server cannot end a poll early, so a round closed by hand "
+    "stops counting then (the next caption says so)"
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from story_state.models import Episode, PollOption
 from story_state.text import shorten
@@ -30,13 +31,30 @@ def voters_line(voters: int | None) -> str:
     return f"Chosen by {voters} voter{'s' if voters != 1 else ''}."
 
 
+def early_close_line(closed_at: datetime | None) -> str:
+    """For a round closed before its poll ended (servers cannot end a poll early)."""
+    if closed_at is None:
+        return ""
+    return f"Voting closed at {closed_at.astimezone(UTC):%H:%M} UTC; later votes were not counted."
+
+
 def clip_caption(
-    episode: Episode, credits: Sequence[str], max_chars: int, voters: int | None = None
+    episode: Episode,
+    credits: Sequence[str],
+    max_chars: int,
+    voters: int | None = None,
+    closed_early_at: datetime | None = None,
 ) -> str:
     """Title, as much narration as fits, and the people who shaped this episode."""
     title = episode.title or f"Episode {episode.number}"
     tail = " ".join(
-        part for part in (voters_line(voters), _credit_line(credits, max_chars // 2)) if part
+        part
+        for part in (
+            voters_line(voters),
+            early_close_line(closed_early_at),
+            _credit_line(credits, max_chars // 2),
+        )
+        if part
     )
     room = max_chars - len(title) - (len(tail) + 2 if tail else 0) - 2
     parts = [title]

@@ -70,6 +70,24 @@ def hold(episode: Episode, reason: str | None = None) -> None:
         episode.failure_reason = reason
 
 
+def _closed_early(session: Session, episode: Episode | None) -> datetime | None:
+    """When ``episode``'s round was closed, if that was before its poll's own end: the
+    platforms' polls stayed open (no server can end one early), so later votes did not count."""
+    rnd = episode.round if episode is not None else None
+    if episode is None or rnd is None or rnd.closed_at is None:
+        return None
+    ends = [
+        datetime.fromisoformat(p.payload["poll"]["closes_at"])
+        for p in session.scalars(
+            select(Post).where(Post.episode_id == episode.id, Post.kind == "poll")
+        )
+        if p.payload and p.payload.get("poll")
+    ]
+    if not ends or rnd.closed_at >= min(ends) - timedelta(minutes=1):
+        return None
+    return rnd.closed_at
+
+
 def _tag(episode: Episode) -> str:
     return "" if episode.branch == MAIN else f" [{episode.branch}]"
 
@@ -627,6 +645,7 @@ class StoryRunner:
                     credits,
                     limits.max_post_chars,
                     voters=_voters(episode.parent),
+                    closed_early_at=_closed_early(session, threaded),
                 ),
                 media=(
                     Media(
