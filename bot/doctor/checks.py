@@ -101,6 +101,7 @@ def database_rows(config: Config) -> list[Check]:
         rows.append(Check("database", "migrations", Status.OK, "none applied yet (start applies)"))
     elif newest:
         rows.append(Check("database", "migrations", Status.OK, f"at {revision} (the newest)"))
+        rows += _failing_platform_rows(url)
     else:
         rows.append(
             Check(
@@ -111,6 +112,32 @@ def database_rows(config: Config) -> list[Check]:
             )
         )
     return rows
+
+
+def _failing_platform_rows(url: str) -> list[Check]:
+    """What the running bot last saw: platforms that failed every call since a moment."""
+    from sqlalchemy.orm import Session
+
+    from bot.loop.health import failing
+    from story_state.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            found = failing(session)
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+    return [
+        Check(
+            f["platform"],
+            "recent calls",
+            Status.WARN,
+            f"failing since {f['failing_since']}: {f['last_error']} (the story goes on elsewhere)",
+        )
+        for f in found
+    ]
 
 
 def _writable_place(folder: Path) -> str | None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.app import App
 from bot.ideas.harvest import round_clusters
+from bot.loop.health import failing
 from bot.operator import audit
 from bot.platforms.base import PostRef
 from story_state.db import session_scope
@@ -199,6 +200,7 @@ def _health(session: Session, app: App) -> dict[str, Any]:
             for e in held
         ],
         "heartbeat": app.heartbeat,
+        "failing": failing(session),
     }
 
 

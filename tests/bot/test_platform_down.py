@@ -10,9 +10,12 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.app import App
+from bot.doctor.checks import Status
+from bot.doctor.report import run_doctor
 from bot.operator.status import render_text, story_status
 from bot.platforms.base import OutgoingPost, PollTally, PostRef, Reply
 from bot.platforms.local import LocalAction, LocalPlatform
+from bot.web.dashboard import dashboard
 from generation.pipeline import Generators
 from generation.writer.base import Script, WriteRequest
 from story_state.db import session_scope
@@ -85,6 +88,10 @@ def test_a_platform_down_for_three_rounds_does_not_stop_the_story(
     assert failing["platform"] == "mirror" and failing["posts_waiting"] >= 1
     assert "503 Service Unavailable" in failing["last_error"]
     assert "! mirror failing since" in render_text(doc)
+    (shown,) = dashboard(app)["health"]["failing"]  # /admin's health panel
+    assert shown["platform"] == "mirror"
+    rows = [c for c in run_doctor(app.config).checks if c.area == "mirror"]
+    assert [(c.item, c.status) for c in rows] == [("recent calls", Status.WARN)]
 
     mirror.down = False  # it recovers: everything it missed goes out, in thread order
     for _ in range(12):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import wave
 from dataclasses import replace
@@ -20,6 +19,7 @@ from generation.clip.ffmpeg import FfmpegAssembler
 from generation.voice.base import Speech
 from generation.voice.espeak import EspeakVoice
 from story_state.errors import BackendUnavailable, GenerationError
+from tests import needs
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 WEIRD_DIR = "it's [odd], a; b:c=d\\e"  # every character the filter graph treats specially
@@ -29,8 +29,8 @@ WEIRD_DIR = "it's [odd], a; b:c=d\\e"  # every character the filter graph treats
 def speech(tmp_path_factory: pytest.TempPathFactory) -> Speech:
     try:
         return EspeakVoice().synthesize("Signal found.", tmp_path_factory.mktemp("voice") / "n.wav")
-    except BackendUnavailable as exc:
-        pytest.skip(str(exc))
+    except BackendUnavailable as exc:  # `make test` installs espeak-ng: its absence is a failure
+        pytest.fail(f"{exc}; `make test` installs it", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +54,7 @@ def _request(still: Path, speech: Speech, **changes: object) -> ClipRequest:
 
 
 def _probe(path: Path) -> dict[str, object]:
-    ffprobe = shutil.which("ffprobe")
-    if ffprobe is None:
-        pytest.skip("ffprobe is not on PATH (apt-get install ffmpeg)")
+    ffprobe = needs.tool("ffprobe", "apt-get install ffmpeg")
     args = [ffprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format"]
     out = subprocess.run([*args, str(path)], capture_output=True, check=True).stdout
     return dict(json.loads(out))
@@ -218,9 +216,7 @@ def _gray(path: Path, width: int, height: int) -> np.ndarray:
 
 
 def _ffprobe_json(*args: str) -> dict[str, Any]:
-    ffprobe = shutil.which("ffprobe")
-    if ffprobe is None:
-        pytest.skip("ffprobe is not on PATH (apt-get install ffmpeg)")
+    ffprobe = needs.tool("ffprobe", "apt-get install ffmpeg")
     out = subprocess.run(
         [ffprobe, "-v", "error", "-print_format", "json", *args], capture_output=True, check=True
     ).stdout
