@@ -1,25 +1,27 @@
-"""The harness's followers: they reply, like and vote in the sandbox, and remember it all.
+"""The harness's followers: they reply, like and vote on the platform itself, and remember it.
 
-They act through ``LocalPlatform.act`` in the harness's own process (the sandbox lives in
-the story database), once per round, as soon as the round's poll is up. What they did is
-the ground truth the final checks compare the database against.
+They act through a ``World`` (chaos/world.py): in the sandbox through ``LocalPlatform.act``,
+on a Mastodon-API server with their own tokens. They act once per round, as soon as the
+round's poll is up, and the round is not closed before the server shows what they did (a
+real round lasts minutes; Takahe makes some things a second late). What they did is kept in
+a ledger: the script a reference run replays, and a check that the server has it all.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.platforms.local import LocalAction, LocalPlatform
+from chaos.world import FOLLOWERS, World
 from story_state.db import session_scope
 from story_state.lifecycle import EpisodeState, PostState, RoundStatus
 from story_state.models import Episode, Post, Round, Story
 
-FOLLOWERS = ("ana", "ben", "cy", "dara", "eli", "fay")
 IDEAS = (
     "The miners rebel against the company",
     "A stowaway is found in the cargo hold",
@@ -29,6 +31,7 @@ IDEAS = (
     "The radio picks up their own voices from tomorrow",
     "The captain seals the airlock with everyone outside",
 )
+SETTLE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,8 @@ class OpenRound:
 
     round_id: int
     episode: int
-    clip_id: int
-    poll_id: int
+    clip_id: str
+    poll_id: str
     options: int
     closes_due: bool  # its closing time has passed
 
@@ -60,17 +63,19 @@ class Act:
 
 @dataclass
 class Ledger:
-    """Everything the followers did, by round."""
+    """Everything the followers did, by round (ids are the platform's)."""
 
-    replies: dict[int, int] = field(default_factory=dict)  # local post id → round id
-    votes: dict[int, dict[str, int]] = field(default_factory=dict)  # poll id → voter → option
-    poll_of_round: dict[int, int] = field(default_factory=dict)  # round id → poll post id
+    replies: dict[str, int] = field(default_factory=dict)  # reply id → round id
+    parents: dict[str, str] = field(default_factory=dict)  # reply id → status it answers
+    likes: Counter[str] = field(default_factory=Counter)  # reply id → likes given
+    votes: dict[str, dict[str, int]] = field(default_factory=dict)  # poll → voter → option
+    poll_of_round: dict[int, str] = field(default_factory=dict)  # round id → poll status id
     acted: set[int] = field(default_factory=set)  # round ids
     script: dict[int, list[Act]] = field(default_factory=dict)  # episode number → actions
 
 
-def open_round(session: Session, slug: str) -> OpenRound | None:
-    """The main line's open round, once both of its posts are out on the local platform."""
+def open_round(session: Session, slug: str, platform: str) -> OpenRound | None:
+    """The main line's open round, once both of its posts are out on ``platform``."""
     head = session.scalars(
         select(Episode)
         .join(Story)
@@ -86,7 +91,7 @@ def open_round(session: Session, slug: str) -> OpenRound | None:
         p.kind: p.remote_id
         for p in session.scalars(
             select(Post).where(
-                Post.episode_id == head.id, Post.platform == "local", Post.state == PostState.SENT
+                Post.episode_id == head.id, Post.platform == platform, Post.state == PostState.SENT
             )
         )
     }
@@ -94,13 +99,13 @@ def open_round(session: Session, slug: str) -> OpenRound | None:
     if clip is None or poll is None:
         return None
     due = rnd.closes_at.timestamp() <= time.time()
-    return OpenRound(rnd.id, head.number, int(clip), int(poll), len(rnd.options), due)
+    return OpenRound(rnd.id, head.number, clip, poll, len(rnd.options), due)
 
 
 class Audience:
-    def __init__(self, factory: sessionmaker[Session], seed: int) -> None:
-        self.local = LocalPlatform(factory)
+    def __init__(self, factory: sessionmaker[Session], world: World, seed: int) -> None:
         self.factory = factory
+        self.world = world
         self.rng = random.Random(f"audience:{seed}")
         self.ledger = Ledger()
 
@@ -130,13 +135,47 @@ class Audience:
             if rng.random() < 0.9:
                 acts.append(Act(name, "vote", position=rng.randint(1, rnd.options)))
         ledger.script[rnd.episode] = acts
-        mine = perform(self.local, rnd, acts)
-        for reply_id in mine:
+        mine = perform(self.world, rnd, acts)
+        for reply_id, act in zip(mine, (a for a in acts if a.kind == "reply"), strict=True):
             ledger.replies[reply_id] = rnd.round_id
+            ledger.parents[reply_id] = rnd.clip_id if act.target == "clip" else rnd.poll_id
         for act in acts:
-            if act.kind == "vote":
+            if act.kind == "like":
+                ledger.likes[mine[int(act.target)]] += 1
+            elif act.kind == "vote":
                 ledger.votes[rnd.poll_id][act.actor] = act.position
         return len(mine)
+
+    def settle(self, rnd: OpenRound, timeout_s: float = SETTLE_TIMEOUT_S) -> list[str]:
+        """Wait until the server shows this round's replies, likes and votes; what it never
+        showed (an empty list once it shows everything)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            missing = self.unseen(rnd)
+            if not missing or time.monotonic() > deadline:
+                return missing
+            time.sleep(0.3)
+
+    def unseen(self, rnd: OpenRound) -> list[str]:
+        """What the followers did in ``rnd`` that the server does not show (or shows wrong)."""
+        ledger, world = self.ledger, self.world
+        mine = {r: p for r, p in ledger.parents.items() if ledger.replies[r] == rnd.round_id}
+        shown = {s.id: s for s in world.replies_to([rnd.clip_id, rnd.poll_id])}
+        problems = []
+        for reply_id, parent in mine.items():
+            status = shown.get(reply_id)
+            if status is None or status.in_reply_to != parent:
+                problems.append(f"reply {reply_id} to {parent} is not on the server")
+            elif status.likes != ledger.likes.get(reply_id, 0):
+                problems.append(
+                    f"reply {reply_id} shows {status.likes} likes, given {ledger.likes[reply_id]}"
+                )
+        poll = next((s for s in world.bot_statuses() if s.id == rnd.poll_id), None)
+        cast = Counter(ledger.votes.get(rnd.poll_id, {}).values())
+        want = tuple(cast.get(i, 0) for i in range(1, rnd.options + 1))
+        if poll is None or poll.votes != want:
+            problems.append(f"poll {rnd.poll_id} shows {poll and poll.votes}, cast {want}")
+        return problems
 
     def make_due(self, rnd: OpenRound) -> None:
         """The round's time is up, as if round_minutes had passed: the runner closes it."""
@@ -146,16 +185,15 @@ class Audience:
                 row.closes_at = row.opens_at
 
 
-def perform(local: LocalPlatform, rnd: OpenRound, acts: list[Act]) -> list[int]:
-    """Do ``acts`` in ``rnd`` on the sandbox; returns the reply ids, in order."""
-    mine: list[int] = []
+def perform(world: World, rnd: OpenRound, acts: list[Act]) -> list[str]:
+    """Do ``acts`` in ``rnd`` on ``world``; returns the reply ids, in order."""
+    mine: list[str] = []
     for act in acts:
         if act.kind == "reply":
             target = rnd.clip_id if act.target == "clip" else rnd.poll_id
-            line = local.act(LocalAction(act.actor, reply=act.text, to=str(target)))
-            mine.append(int(line.split()[1]))  # "reply 12 by ana to post 7"
+            mine.append(world.reply(act.actor, target, act.text))
         elif act.kind == "like":
-            local.act(LocalAction(act.actor, like=str(mine[int(act.target)])))
+            world.like(act.actor, mine[int(act.target)])
         else:
-            local.act(LocalAction(act.actor, vote=act.position))
+            world.vote(act.actor, rnd.poll_id, act.position)
     return mine

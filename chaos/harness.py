@@ -1,18 +1,23 @@
 """Kill `storybot run` with SIGKILL at seeded random points, restart it, then check everything.
 
-    python -m chaos.harness --db sqlite|postgres --kills 30 --rounds 5 --seed S
+    python -m chaos.harness --platform local|mastodon-mock|takahe --db sqlite|postgres \
+        --kills 30 --rounds 5 --seed S
 
-A story of ``rounds`` rounds (``rounds + 1`` episodes) runs on the local platform. Each life
-of the runner ends as the seeded plan says (chaos/plan.py): SIGKILL from outside after a
-random delay, or SIGKILL from inside at a failpoint (mid-render, between "post sent" and
-"remote id stored", …). The harness's followers reply and vote in every round, and rounds
-are closed with `storybot round close` (or, to crash the runner while it closes one, by
-making the round due). When the plan is used up a last runner finishes the story and is
-stopped with SIGTERM; then chaos/checks.py compares the database with what was done.
+A story of ``rounds`` rounds (``rounds + 1`` episodes) runs on one platform: the local
+sandbox, mastodon-mock with Idempotency-Key switched off (chaos/mastodon.py), or a real Takahe
+(chaos/takahe.py), which ignores it too. Each life of the runner ends as the seeded plan says
+(chaos/plan.py): SIGKILL from outside after a random delay, or SIGKILL from inside at a
+failpoint (mid-render, between "post sent" and "remote id stored", …). The followers reply,
+like and vote on the platform itself in every round, and rounds are closed with `storybot
+round close` (or, to crash the runner while it closes one, by making the round due). When the
+plan is used up a last runner finishes the story and is stopped with SIGTERM. Then the
+database's own checks run (chaos/checks.py), and the server's record is compared with the
+database (chaos/record.py): that is where duplicates, losses and divergence are counted.
 Last, the same story (same seed, the followers' recorded actions replayed) runs once more
-in-process with no kills, and its beats and winners are compared with the chaotic run's.
-The seed and the plan are printed first: the same seed replays the same plan; the last
-line is ``chaos: kills=N duplicates=0 lost=0 diverged=0``.
+in-process on the sandbox with no kills, and its beats and winners must be the chaotic run's.
+The seed and the plan are printed first: the same seed replays the same plan; the last line
+is ``chaos[PLATFORM]: kills=N duplicates=0 lost=0 diverged=0 wall=Ts``. A failed tick or a
+crashed `round close` is a violation unless ``--lenient``.
 """
 
 from __future__ import annotations
@@ -35,23 +40,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.app import build_app
 from bot.config import load_config
 from chaos import procs
-from chaos.audience import Act, Audience, open_round, perform
-from chaos.checks import (
-    Outcome,
-    check_story,
-    count_duplicates,
-    count_lost,
-    diverged,
-    outcome,
-)
+from chaos.audience import Act, Audience, OpenRound, open_round, perform
+from chaos.checks import Outcome, check_story, diverged, outcome
 from chaos.plan import Kill, make_plan
+from chaos.record import compare
+from chaos.remote import ApiServer, RemoteWorld
 from chaos.report import ChaosReport, summarise
+from chaos.world import LocalWorld, World
 from story_state.db import make_engine, session_factory, session_scope
 from story_state.lifecycle import PostState, StoryStatus
 from story_state.models import Episode, Post, Story
 
 SLUG = "chaos"
-FALLBACK_S = 15.0  # an armed failpoint not reached by then: killed from outside instead
+# An armed failpoint not reached this long after the runner is up and nothing holds it back
+# (the followers acted, the round was made due or closed): killed from outside instead.
+FALLBACK_S = 15.0
+START_CAP_S = 120.0  # a runner not up by then is killed as it is
 STOP_TIMEOUT_S = 60.0
 
 
@@ -71,17 +75,33 @@ def _where(factory: sessionmaker[Session]) -> str:
 
 class Harness:
     def __init__(
-        self, url: str, workdir: Path, kills: int, rounds: int, seed: int, out: TextIO, strict: bool
+        self,
+        url: str,
+        workdir: Path,
+        kills: int,
+        rounds: int,
+        seed: int,
+        out: TextIO,
+        *,
+        server: ApiServer | None = None,
+        lenient: bool = False,
     ) -> None:
-        self.workdir, self.rounds, self.out, self.strict = workdir, rounds, out, strict
+        self.workdir, self.rounds, self.out, self.lenient = workdir, rounds, out, lenient
         self.seed = seed
+        self.server = server
         self.plan = make_plan(kills, rounds, seed)
-        self.config = procs.write_config(workdir, url, rounds, seed)
+        lines = server.config_lines() if server is not None else ()
+        self.config = procs.write_config(workdir, url, rounds, seed, lines)
+        self.env = server.env() if server is not None else {}
         self.engine = make_engine(url)
         self.factory = session_factory(self.engine)
-        self.audience = Audience(self.factory, seed)
-        self.report = ChaosReport(seed)
+        self.world: World = RemoteWorld(server) if server is not None else LocalWorld(self.factory)
+        db = "postgres" if url.startswith("postgres") else url.split(":")[0].split("+")[0]
+        label = self.world.label + ("" if db == "sqlite" else f"+{db}")
+        self.audience = Audience(self.factory, self.world, seed)
+        self.report = ChaosReport(seed, label)
         self.t0 = time.monotonic()
+        self.moved_on = self.t0  # when the harness last let the story move on
         self.logs = workdir / "logs"
 
     def say(self, line: str) -> None:
@@ -114,31 +134,35 @@ class Harness:
                 continue
             elif current is not None and self._due(runner, current, ended):
                 where = _where(self.factory)
+                up = runner.up_for()
                 runner.kill()
                 late = f" ({current.failpoint.name} not reached)" if current.failpoint else ""
-                self._killed(f"SIGKILL at {runner.age:.2f}s{late}", "timed" + late, where, current)
+                when = f"{up:.2f}s after start-up" if up is not None else "before start-up"
+                self._killed(f"SIGKILL {when}{late}", "timed" + late, where, current)
                 runner = None
                 continue
             if closer is not None and closer.popen.poll() is not None:
                 self._closed(closer)
+                self.moved_on = time.monotonic()
                 closer = None
             try:
                 with session_scope(self.factory) as session:
-                    rnd = open_round(session, SLUG)
+                    rnd = open_round(session, SLUG, self.world.platform)
             except SQLAlchemyError:
                 rnd = None  # the first runner has not migrated the database yet
             if rnd is not None:
                 if rnd.round_id not in self.audience.ledger.acted:
-                    replies = self.audience.act(rnd)
-                    self.say(f"followers acted in round {rnd.episode}: {replies} replies")
+                    self._act(rnd)
                 how = self._closing(current, rnd.episode)
                 if how == "due" and rnd.round_id not in made_due:
                     made_due.add(rnd.round_id)
+                    self.moved_on = time.monotonic()
                     self.audience.make_due(rnd)
                     self.report.closes["made due"] += 1
                     self.say(f"round {rnd.episode} made due: the runner closes it")
                 elif how == "cli" and closer is None and time.monotonic() >= close_after:
                     closer = self._close(rnd.episode)
+                    self.moved_on = time.monotonic()
                     close_after = time.monotonic() + 1.0
             if ended and current is None and runner is not None and self._settled(runner):
                 rc = runner.stop(STOP_TIMEOUT_S)
@@ -151,6 +175,22 @@ class Harness:
             if proc is not None:
                 proc.kill()
         return self.report
+
+    def _act(self, rnd: OpenRound) -> None:
+        """The followers act on the server, and the round waits until the server shows it."""
+        try:
+            replies = self.audience.act(rnd)
+            missing = self.audience.settle(rnd)
+        except Exception as exc:  # a server that refuses them: reported, not a crash
+            self.report.violations.append(
+                f"followers could not act in round {rnd.episode}: {exc!r}"
+            )
+            return
+        self.report.violations += [
+            f"round {rnd.episode}: the server never showed {m}" for m in missing
+        ]
+        self.say(f"followers acted in round {rnd.episode}: {replies} replies")
+        self.moved_on = time.monotonic()
 
     @staticmethod
     def _closing(kill: Kill | None, episode: int) -> str:
@@ -167,12 +207,21 @@ class Harness:
         self.report.starts += 1
         name = f"run-{self.report.starts:02d}"
         fp = kill.failpoint if kill else None
-        return procs.start(self.config, self.logs, name, "run", "--no-web", failpoint=fp)
+        return procs.start(
+            self.config, self.logs, name, "run", "--no-web", failpoint=fp, env=self.env
+        )
 
     def _due(self, runner: procs.Proc, kill: Kill, ended: bool) -> bool:
+        """Timed kills count from the runner's start-up; an armed failpoint gets FALLBACK_S
+        after start-up and after the harness last let the story move on."""
+        up = runner.up_for()
+        if up is None or runner.ready_at is None:
+            return runner.age >= START_CAP_S
         if kill.failpoint is None:
-            return runner.age >= kill.delay_s
-        return runner.age >= FALLBACK_S or (ended and not self._pending())
+            return up >= kill.delay_s
+        if ended and not self._pending():
+            return True
+        return time.monotonic() - max(runner.ready_at, self.moved_on) >= FALLBACK_S
 
     def _exited(self, runner: procs.Proc, rc: int, kill: Kill | None) -> bool:
         """Account for a runner that ended by itself; False when its kill is still to come."""
@@ -198,7 +247,7 @@ class Harness:
     def _close(self, episode: int) -> procs.Proc:
         self.report.closes["storybot round close"] += 1
         name = f"close-{episode}-{self.report.closes['storybot round close']:02d}"
-        return procs.start(self.config, self.logs, name, "round", "close")
+        return procs.start(self.config, self.logs, name, "round", "close", env=self.env)
 
     def _closed(self, closer: procs.Proc) -> None:
         """A `round close` that fails with one line lost a race; a traceback is a bug."""
@@ -228,35 +277,55 @@ class Harness:
         return bool(n)
 
     def finish(self, deadline_s: float) -> ChaosReport:
-        report = self.report
+        report, world = self.report, self.world
         ledger = self.audience.ledger
+        episodes = self.rounds + 1
         with session_scope(self.factory) as session:
-            verdict = check_story(session, SLUG, self.rounds + 1, ledger, self.workdir / "media")
+            verdict = check_story(
+                session, SLUG, episodes, world.platform, ledger, self.workdir / "media"
+            )
             chaotic = outcome(session, SLUG)
-            report.duplicates = count_duplicates(session, SLUG)
-            report.lost = count_lost(session, ledger)
+            try:
+                record = compare(session, SLUG, world, episodes, ledger)
+            except Exception as exc:  # the server could not be read: no verdict on it
+                verdict.check("server: its record could be read", [repr(exc)])
+                record = None
+        if record is not None:
+            name = world.label
+            verdict.check(f"{name}: each post published exactly once", record.duplicates)
+            verdict.check(f"{name}: every reply and vote on it reached the story", record.lost)
+            verdict.check(f"{name}: its thread is the database's thread", record.diverged)
+            verdict.check(f"{name}: it shows everything the followers did", record.followers)
+            report.duplicates, report.lost = len(record.duplicates), len(record.lost)
+            report.diverged = len(record.diverged)
+            report.notes.append(
+                f"{name} holds {record.statuses} bot statuses, {record.replies} replies to "
+                f"them and {record.votes} votes in their polls"
+            )
         try:
             reference = reference_run(
                 self.workdir / "reference", self.rounds, self.seed, ledger.script, deadline_s
             )
         except Exception as exc:  # reported as a violation, not a crash
             verdict.check("reference: same beats as an uninterrupted run", [f"failed: {exc!r}"])
-            report.diverged = self.rounds + 1
+            report.diverged += episodes
         else:
             differ = diverged(reference, chaotic)
             verdict.check("reference: same beats and winners as an uninterrupted run", differ)
-            report.diverged = len(differ)
+            report.diverged += len(differ)
         report.passed += verdict.passed
         report.violations += verdict.violations
         for log in sorted(self.logs.glob("run-*.log")):
             text = log.read_text(errors="replace")
             if "tick failed" in text:
                 report.errors.append(f"{log.stem}: tick failed: {procs.cause(text)}")
-        if self.strict:
-            report.violations += [f"error (strict): {e}" for e in report.errors]
+        if not self.lenient:
+            report.violations += [f"error: {e}" for e in report.errors]
         strays = [p.name for p in (self.workdir / "media").rglob(".*") if p.is_file()]
         if strays:
             report.notes.append(f"{len(strays)} temp media file(s) left by killed renders")
+        if self.server is not None:
+            report.notes += self.server.notes()
         self.engine.dispose()
         report.elapsed_s = time.monotonic() - self.t0
         return report
@@ -275,15 +344,15 @@ def reference_run(
     app = build_app(load_config(procs.write_config(workdir, url, rounds, seed)))
     t0 = time.monotonic()
     try:
-        local = app.local
-        if local is None:
+        if app.local is None:
             raise RuntimeError("the reference run has no local platform")
+        world = LocalWorld(app.factory)
         acted: set[int] = set()
         while time.monotonic() - t0 < deadline_s:
             progressed = app.runner.tick()
             with session_scope(app.factory) as session:
                 status = session.scalar(select(Story.status).where(Story.slug == SLUG))
-                rnd = open_round(session, SLUG)
+                rnd = open_round(session, SLUG, world.platform)
             if status is StoryStatus.ENDED:
                 break
             if rnd is None:
@@ -292,7 +361,7 @@ def reference_run(
                 continue
             if rnd.round_id not in acted:
                 acted.add(rnd.round_id)
-                perform(local, rnd, script.get(rnd.episode, []))
+                perform(world, rnd, script.get(rnd.episode, []))
             app.runner.tick()  # harvest, as the running bot would before the close
             app.runner.close_round_now()
         else:
@@ -312,15 +381,20 @@ def run_chaos(
     seed: int,
     out: TextIO = sys.stdout,
     deadline_s: float = 1200.0,
-    strict: bool = False,
+    server: ApiServer | None = None,
+    lenient: bool = False,
 ) -> ChaosReport:
     """Run the whole harness against the database at ``url``; prints as it goes.
 
-    ``strict`` makes crashes that broke no guarantee (a `round close` traceback, a failed
-    tick) violations too.
+    The story goes to ``server`` (a Mastodon-API server), else to the local sandbox.
+    ``lenient`` lets crashes that broke no guarantee (a `round close` traceback, a failed
+    tick) pass; by default they are violations.
     """
-    harness = Harness(url, workdir, kills, rounds, seed, out, strict)
-    out.write(f"chaos: seed={seed} kills={kills} rounds={rounds} db={url.split(':')[0]}\n")
+    harness = Harness(url, workdir, kills, rounds, seed, out, server=server, lenient=lenient)
+    out.write(
+        f"chaos: seed={seed} kills={kills} rounds={rounds} db={url.split(':')[0]} "
+        f"platform={harness.world.label}\n"
+    )
     for kill in harness.plan:
         out.write(f"  plan #{kill.index:02d} episode {kill.episode}: {kill.describe()}\n")
     harness.run(deadline_s)
@@ -329,18 +403,42 @@ def run_chaos(
     return report
 
 
+PLATFORMS = ("local", "mastodon-mock", "takahe")
+
+
+def _server(platform: str, workdir: Path, stack: ExitStack) -> ApiServer | None:
+    if platform == "mastodon-mock":
+        from chaos.mastodon import running_mock
+
+        return stack.enter_context(running_mock(workdir))
+    if platform == "takahe":
+        from chaos.takahe import running_takahe
+
+        return stack.enter_context(running_takahe(workdir / "takahe"))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos.harness", description=__doc__)
+    parser.add_argument("--platform", choices=PLATFORMS, default="local")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--db-url", help="use this database instead of a throwaway one")
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=None, help="default: chosen and printed")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=1800.0,
+        help="seconds the story may take (and again the reference)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--strict", action="store_true", help="crashes count as violations")
+    parser.add_argument(
+        "--lenient", action="store_true", help="failed ticks and crashed closes are no violation"
+    )
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3))
-    workdir = Path(tempfile.mkdtemp(prefix=f"storybot-chaos-{args.db}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"storybot-chaos-{args.platform}-{args.db}-"))
     with ExitStack() as stack:
         url = args.db_url
         if url is None and args.db == "postgres":
@@ -348,8 +446,16 @@ def main(argv: list[str] | None = None) -> int:
 
             url = stack.enter_context(stack.enter_context(running_server()).database())
         url = url or f"sqlite:///{workdir / 'chaos.db'}"
+        server = _server(args.platform, workdir, stack)
         report = run_chaos(
-            url, workdir, kills=args.kills, rounds=args.rounds, seed=seed, strict=args.strict
+            url,
+            workdir,
+            kills=args.kills,
+            rounds=args.rounds,
+            seed=seed,
+            deadline_s=args.deadline,
+            server=server,
+            lenient=args.lenient,
         )
     if report.ok and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,10 +1,10 @@
 """The kill plan: which runner life dies where, chosen by the seed and spread over the story.
 
-Each item is one life of ``storybot run``: either SIGKILLed by the harness after a random
-delay, or armed with one failpoint (``bot/loop/failpoints.py``) that kills it from inside at an
-exact spot. Items are spread evenly over the story's episodes and, within an episode,
-ordered as the lifecycle meets them (render, publish, idle, close), so kills land all
-through the story instead of before it ends.
+Each item is one life of ``storybot run``: either SIGKILLed by the harness a random delay after
+it is up, or armed with one failpoint (``bot/loop/failpoints.py``) that kills it from inside at an
+exact spot. Items are spread evenly over the story's episodes (the last, which only renders
+and posts its clip, gets half a share) and, within an episode, ordered as the lifecycle meets
+them (render, publish, idle, close), so kills land all through the story, not after it ends.
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ def make_plan(kills: int, rounds: int, seed: int) -> list[Kill]:
     """``kills`` items over a story of ``rounds`` rounds (``rounds + 1`` episodes)."""
     rng = random.Random(seed)
     episodes = rounds + 1
-    slots = [1 + i * episodes // max(kills, 1) for i in range(kills)]
+    # The last episode only renders and posts its clip: it counts as half an episode, so the
+    # kills are not spent on a story that has already ended.
+    halves = 2 * episodes - 1
+    slots = [1 + (i * halves // max(kills, 1)) // 2 for i in range(kills)]
     wanted = max(len(MUST), math.ceil(kills * 0.6))
     extra = [p for p in POINTS if p not in MUST]
     rng.shuffle(extra)
@@ -74,8 +77,8 @@ def make_plan(kills: int, rounds: int, seed: int) -> list[Kill]:
     rng.shuffle(kinds)
     plan: list[Kill] = []
     for i, (episode, name) in enumerate(zip(slots, kinds, strict=True)):
-        if name is not None and PHASE[name] == CLOSE_PHASE and episode >= episodes:
-            episode = episodes - 1  # the last episode has no round to close
+        if episode >= episodes and (name is None or PHASE[name] == CLOSE_PHASE):
+            episode = episodes - 1  # the last episode has no round to close or wait in
         delay = round(rng.uniform(MIN_DELAY_S, MAX_DELAY_S), 2)
         fp = _failpoint(name, rng) if name is not None else None
         if fp is not None and episode >= episodes and fp.nth > 1:

@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from bot.loop.failpoints import ENV as FAILPOINTS_ENV
 from bot.loop.failpoints import Failpoint
@@ -18,6 +20,7 @@ from bot.loop.failpoints import Failpoint
 ROOT = Path(__file__).resolve().parents[1]
 FIRED = re.compile(r"storybot failpoint (\w+)#(\d+): kill")
 ERROR_LINE = re.compile(r"^(Error: |[\w.]+(Error|Exception)\b)")
+READY = "storybot is running"  # `storybot run` logs it as its first tick starts
 
 
 @dataclass
@@ -28,10 +31,18 @@ class Proc:
     log: Path
     started: float
     name: str
+    ready_at: float | None = None
 
     @property
     def age(self) -> float:
         return time.monotonic() - self.started
+
+    def up_for(self) -> float | None:
+        """Seconds since it said it is running; None before (a loaded machine takes many
+        seconds just to import)."""
+        if self.ready_at is None and READY in self.output():
+            self.ready_at = time.monotonic()
+        return None if self.ready_at is None else time.monotonic() - self.ready_at
 
     def output(self) -> str:
         try:
@@ -69,8 +80,11 @@ def cause(text: str) -> str:
     return (found or (lines[-1] if lines else "(no output)"))[:240]
 
 
-def child_env(failpoint: Failpoint | None) -> dict[str, str]:
+def child_env(
+    failpoint: Failpoint | None, extra: Mapping[str, str] = MappingProxyType({})
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != FAILPOINTS_ENV}
+    env.update(extra)
     env["PYTHONUNBUFFERED"] = "1"
     if failpoint is not None:
         env[FAILPOINTS_ENV] = failpoint.spec()
@@ -78,7 +92,12 @@ def child_env(failpoint: Failpoint | None) -> dict[str, str]:
 
 
 def start(
-    config: Path, logs: Path, name: str, *args: str, failpoint: Failpoint | None = None
+    config: Path,
+    logs: Path,
+    name: str,
+    *args: str,
+    failpoint: Failpoint | None = None,
+    env: Mapping[str, str] = MappingProxyType({}),
 ) -> Proc:
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
@@ -89,13 +108,18 @@ def start(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=ROOT,
-            env=child_env(failpoint),
+            env=child_env(failpoint, env),
         )
     return Proc(popen, log, time.monotonic(), name)
 
 
-def write_config(workdir: Path, url: str, rounds: int, seed: int) -> Path:
-    """A fast story: tiny clips, one-second ticks, rounds that only close when told to."""
+def write_config(
+    workdir: Path, url: str, rounds: int, seed: int, platform: Sequence[str] = ()
+) -> Path:
+    """A fast story: tiny clips, one-second ticks, rounds that only close when told to.
+
+    ``platform`` holds the TOML lines of the platform settings (default: the local sandbox).
+    """
 
     def q(value: object) -> str:
         return json.dumps(str(value))  # a JSON string is a valid TOML basic string
@@ -121,6 +145,7 @@ def write_config(workdir: Path, url: str, rounds: int, seed: int) -> Path:
         "enabled = false",
         "[scheduler]",
         "tick_seconds = 1\nretry_base_seconds = 1\nmax_attempts = 8",
+        *platform,
     ]
     path = workdir / "config.toml"
     path.write_text("\n".join(lines) + "\n")

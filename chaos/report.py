@@ -10,6 +10,7 @@ from typing import TextIO
 @dataclass
 class ChaosReport:
     seed: int
+    label: str = "local"  # the platform (and database, when not SQLite) in the summary line
     kills: list[str] = field(default_factory=list)
     where: Counter[str] = field(default_factory=Counter)
     starts: int = 0
@@ -20,9 +21,11 @@ class ChaosReport:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # crashes that broke no guarantee
     elapsed_s: float = 0.0
-    duplicates: int = 0  # posts published, outbox rows or replies stored more than once
-    lost: int = 0  # the followers' replies and votes not recorded
-    diverged: int = 0  # episodes whose beat or winner differs from the uninterrupted run's
+    # All three are counted on the server's record (chaos/record.py); ``diverged`` also
+    # counts episodes whose beat or winner differs from the uninterrupted run's.
+    duplicates: int = 0  # bot statuses, tallied votes or stored replies beyond one each
+    lost: int = 0  # replies and votes on the server missing from suggestions and tallies
+    diverged: int = 0  # posts where the database's thread and the server's disagree
 
     @property
     def ok(self) -> bool:
@@ -48,7 +51,7 @@ def summarise(report: ChaosReport, out: TextIO) -> None:
     verdict = "PASS" if report.ok else f"FAIL (replay with --seed {report.seed})"
     out.write(f"chaos: {verdict}\n")
     out.write(
-        f"chaos: kills={len(report.kills)} duplicates={report.duplicates} "
-        f"lost={report.lost} diverged={report.diverged}\n"
+        f"chaos[{report.label}]: kills={len(report.kills)} duplicates={report.duplicates} "
+        f"lost={report.lost} diverged={report.diverged} wall={report.elapsed_s:.0f}s\n"
     )
     out.flush()

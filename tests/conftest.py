@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from chaos.pg import NO_PG_ENV, PgServer, PgUnavailable, running_server
+from tests.bot.takahe import Takahe, running_takahe
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +39,10 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """A SQLite file URL in this test's temp folder (the file does not exist yet)."""
     return f"sqlite:///{tmp_path / 'storybot.db'}"
+
+
+@pytest.fixture(scope="session")
+def takahe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Takahe]:
+    """One real Takahe server for the whole test session (see tests/bot/takahe.py)."""
+    with running_takahe(tmp_path_factory.mktemp("takahe")) as server:
+        yield server

@@ -1,8 +1,11 @@
 """Exactly-once under crashes: the chaos harness's short form, its plan, and the failpoints.
 
-The full run is `make chaos` (30 kills, 5 rounds, SQLite and PostgreSQL). Here: 6 kills over
-3 rounds on each database. The seed is random unless STORYBOT_CHAOS_SEED names one, and is
-printed (and repeated in any failure) so a failing run can be replayed exactly.
+The full run is `make chaos` (30 kills, 5 rounds: the sandbox on SQLite and PostgreSQL,
+mastodon-mock with Idempotency-Key off, a real Takahe). Here: 6 kills over 3 rounds in the
+sandbox on each database, and 6 kills over 2 rounds on mastodon-mock without idempotency and on
+the test session's Takahe. Duplicates, losses and divergence are counted on each server's own
+record. The seed is random unless STORYBOT_CHAOS_SEED names one, and is printed (and repeated
+in any failure) so a failing run can be replayed exactly.
 """
 
 from __future__ import annotations
@@ -17,14 +20,27 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.loop import failpoints
 from bot.loop.failpoints import POINTS, Failpoint, FailpointError
+from chaos.audience import Ledger
 from chaos.harness import run_chaos
+from chaos.mastodon import running_mock
 from chaos.plan import CLOSE_PHASE, MUST, make_plan
+from chaos.record import compare
+from chaos.remote import ApiServer
+from chaos.takahe import server_of
+from chaos.world import LocalWorld
+from story_state.db import make_engine, session_factory, session_scope
+from story_state.models import LocalPost, Post, Suggestion
+from tests.bot.takahe import Takahe
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_ENV = "STORYBOT_CHAOS_SEED"
+# About 1.5–2 minutes a run on an idle 2-core machine; the limits leave room for a busy one.
+DEADLINE_S = 360
+TIMEOUT_S = 600
 
 
 @pytest.fixture
@@ -78,9 +94,10 @@ def test_the_plan_is_seeded_paced_and_covers_the_named_points() -> None:
     assert plan == make_plan(30, 5, seed=7) and plan != make_plan(30, 5, seed=8)
     assert [k.index for k in plan] == list(range(1, 31))
     assert {k.failpoint.name for k in plan if k.failpoint} == set(POINTS)
-    counts = [sum(1 for k in plan if k.episode == e) for e in range(1, 7)]
+    counts = [sum(1 for k in plan if k.episode == e) for e in range(1, 6)]
     assert max(counts) - min(counts) <= 2  # spread over the story, not bunched at its start
-    assert all(k.episode < 6 for k in plan if k.phase == CLOSE_PHASE)  # the last has no round
+    last = [k for k in plan if k.episode == 6]  # renders and posts its clip, nothing more
+    assert len(last) <= min(counts) and all(k.failpoint and k.phase < CLOSE_PHASE for k in last)
     assert [(k.episode, k.phase) for k in plan] == sorted((k.episode, k.phase) for k in plan)
     short = make_plan(6, 3, seed=1)
     assert set(MUST) <= {k.failpoint.name for k in short if k.failpoint}
@@ -90,23 +107,134 @@ def _seed() -> int:
     return int(os.environ.get(SEED_ENV) or random.SystemRandom().randrange(1, 1_000_000))
 
 
+SUMMARY = re.compile(
+    r"chaos\[(?P<label>[\w+-]+)\]: kills=(?P<kills>\d+) duplicates=(?P<duplicates>\d+) "
+    r"lost=(?P<lost>\d+) diverged=(?P<diverged>\d+) wall=\d+s"
+)
+
+
+def _short_run(
+    url: str,
+    tmp_path: Path,
+    *,
+    label: str,
+    rounds: int,
+    replay: str,
+    server: ApiServer | None = None,
+) -> None:
+    seed = _seed()
+    out = io.StringIO()
+    report = run_chaos(
+        url,
+        tmp_path,
+        kills=6,
+        rounds=rounds,
+        seed=seed,
+        out=out,
+        deadline_s=DEADLINE_S,
+        server=server,
+    )
+    text = out.getvalue()
+    replay = f"replay: python -m chaos.harness {replay} --kills 6 --rounds {rounds} --seed {seed}"
+    print(text)
+    assert report.ok, f"{replay}\n{text}"
+    assert len(report.kills) == 6, f"{replay}\n{text}"
+    fired = {name for name in report.where if not name.startswith("timed")}
+    assert set(MUST) <= fired, f"failpoints never fired ({replay}):\n{text}"
+    last = SUMMARY.fullmatch(text.splitlines()[-1])
+    assert last is not None, text.splitlines()[-1]
+    counts = {k: int(last[k]) for k in ("kills", "duplicates", "lost", "diverged")}
+    assert last["label"] == label, last[0]
+    assert counts == {"kills": 6, "duplicates": 0, "lost": 0, "diverged": 0}, f"{replay}\n{text}"
+    assert "ok   reference: same beats and winners as an uninterrupted run" in text
+    # The server's record was read: the story's posts, the followers' replies and votes.
+    assert f"ok   {label.split('+')[0]}: each post published exactly once" in text
+    assert re.search(rf"note {re.escape(label.split('+')[0])} holds {2 * rounds + 1} bot", text)
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(TIMEOUT_S)
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_short_chaos_run_posts_and_records_everything_exactly_once(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
-    seed = _seed()
-    out = io.StringIO()
-    report = run_chaos(url, tmp_path, kills=6, rounds=3, seed=seed, out=out, deadline_s=240)
-    replay = f"replay: python -m chaos.harness --db {backend} --kills 6 --rounds 3 --seed {seed}"
-    print(out.getvalue())
-    assert report.ok, f"{replay}\n{out.getvalue()}"
-    assert len(report.kills) == 6, f"{replay}\n{out.getvalue()}"
-    fired = {name for name in report.where if not name.startswith("timed")}
-    assert set(MUST) <= fired, f"failpoints never fired ({replay}):\n{out.getvalue()}"
-    last = out.getvalue().splitlines()[-1]
-    assert re.fullmatch(r"chaos: kills=\d+ duplicates=\d+ lost=\d+ diverged=\d+", last), last
-    assert last == "chaos: kills=6 duplicates=0 lost=0 diverged=0", f"{replay}\n{out.getvalue()}"
-    assert "ok   reference: same beats and winners as an uninterrupted run" in out.getvalue()
+    label = "local" if backend == "sqlite" else "local+postgres"
+    _short_run(url, tmp_path, label=label, rounds=3, replay=f"--db {backend}")
+    if backend == "sqlite":
+        _the_counts_see_a_sabotaged_record(url, episodes=4)
+
+
+def _the_counts_see_a_sabotaged_record(url: str, episodes: int) -> None:
+    """The counts are not zero by construction: after the run, the sandbox gets a second
+    copy of a poll, a reply loses its suggestion, and the last clip's row names a post that
+    does not exist; each is counted once, where it belongs."""
+    engine = make_engine(url)
+    factory = session_factory(engine)
+    world = LocalWorld(factory)
+    try:
+        with session_scope(factory) as session:
+            clean = compare(session, "chaos", world, episodes, Ledger())
+            assert (clean.duplicates, clean.lost, clean.diverged) == ([], [], [])
+            poll = session.scalars(
+                select(LocalPost).where(LocalPost.poll_options.is_not(None))
+            ).first()
+            assert poll is not None
+            session.add(
+                LocalPost(
+                    author=poll.author,
+                    is_bot=True,
+                    in_reply_to=poll.in_reply_to,
+                    text=poll.text,
+                    poll_options=poll.poll_options,
+                    poll_closes_at=poll.poll_closes_at,
+                )
+            )
+            suggestion = session.scalars(select(Suggestion)).first()
+            assert suggestion is not None
+            gone = suggestion.remote_id
+            session.delete(suggestion)
+            last_clip = session.scalars(
+                select(Post).where(Post.kind == "clip").order_by(Post.id.desc())
+            ).first()
+            assert last_clip is not None
+            last_clip.remote_id = "999999"
+        with session_scope(factory) as session:
+            found = compare(session, "chaos", world, episodes, Ledger())
+    finally:
+        engine.dispose()
+    assert len(found.duplicates) == 1 and "repeats" in found.duplicates[0], found.duplicates
+    assert len(found.lost) == 1 and f"reply {gone} " in found.lost[0], found.lost
+    assert [d for d in found.diverged if "999999" in d] == found.diverged != [], found.diverged
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(TIMEOUT_S)
+def test_short_chaos_run_on_mastodon_mock_without_idempotency(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The server ignores Idempotency-Key: only the adapter's look-up prevents duplicates."""
+    with running_mock(tmp_path) as server:
+        assert "Idempotency-Key ignored" in " ".join(server.notes())
+        _short_run(
+            sqlite_url,
+            tmp_path,
+            label="mastodon-mock",
+            rounds=2,
+            replay="--platform mastodon-mock",
+            server=server,
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(TIMEOUT_S)
+def test_short_chaos_run_on_takahe(
+    tmp_path: Path, sqlite_url: str, request: pytest.FixtureRequest
+) -> None:
+    """A real server that ignores Idempotency-Key and takes images only."""
+    found: Takahe = request.getfixturevalue("takahe")
+    server = server_of(found.url, found.accounts)
+    assert "Idempotency-Key ignored" in " ".join(server.notes())
+    _short_run(
+        sqlite_url, tmp_path, label="takahe", rounds=2, replay="--platform takahe", server=server
+    )

@@ -55,7 +55,7 @@ from story_state.lifecycle import EpisodeState, PostState, RoundStatus, StorySta
 from story_state.models import Episode, Post, Round, Story, Suggestion
 from tests.bot.conftest import Clock, small_config
 from tests.bot.mastodon_fixtures import MockMastodon
-from tests.bot.takahe import Takahe, running_takahe
+from tests.bot.takahe import Takahe
 from tests.lossy_proxy import Loss, LossyProxy, Request
 
 EPISODES = 3  # clip, poll, clip, poll, clip: two rounds
@@ -501,24 +501,17 @@ def test_lost_answers_never_double_post_with_idempotency_keys(
     lossy_story(seed, mock_server, tmp_path, sqlite_url, clip_store)
 
 
-@pytest.fixture(scope="module")
-def takahe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Takahe]:
-    """A real Takahe (or the one STORYBOT_TAKAHE_JSON names); it ignores Idempotency-Key."""
-    with running_takahe(tmp_path_factory.mktemp("takahe")) as server:
-        yield server
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_lost_answers_never_double_post_on_takahe(
-    seed: int, takahe_server: Takahe, tmp_path: Path, sqlite_url: str, clip_store: Path
+    seed: int, takahe: Takahe, tmp_path: Path, sqlite_url: str, clip_store: Path
 ) -> None:
     server = Server(
-        takahe_server.url,
-        takahe_server.token("storybot"),
-        takahe_server.client("bob"),
-        takahe_server.client("storybot"),
+        takahe.url,
+        takahe.token("storybot"),
+        takahe.client("bob"),
+        takahe.client("storybot"),
         read_timeout_s=TAKAHE_READ_TIMEOUT_S,
         shared=True,
         keeps_files=False,

@@ -12,7 +12,6 @@ import pytest
 from bot.app import App, build_app
 from bot.config import Config, parse_config
 from tests.bot.bluesky import Bluesky, running_bluesky
-from tests.bot.takahe import Takahe, running_takahe
 
 T0 = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
 
@@ -102,13 +101,6 @@ def make_app(tmp_path: Path, clock: Clock) -> Iterator[Callable[..., App]]:
     yield make
     for app in apps:
         app.close()
-
-
-@pytest.fixture(scope="session")
-def takahe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Takahe]:
-    """One real Takahe server for the whole test session (see tests/bot/takahe.py)."""
-    with running_takahe(tmp_path_factory.mktemp("takahe")) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
