@@ -34,7 +34,16 @@ from chaos.takahe import server_of
 from chaos.world import LocalWorld
 from story_state.db import make_engine, session_factory, session_scope
 from story_state.models import LocalPost, Post, Suggestion
-from tests.bot.takahe import Takahe
+from tests.bot.takahe import Takahe, running_takahe
+
+
+@pytest.fixture(scope="module")
+def takahe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Takahe]:
+    """A Takahe of this module's own: its checks read the bot account's whole record on the
+    server, which other tests' stories (and the contract suite's clean-ups) would muddle."""
+    with running_takahe(tmp_path_factory.mktemp("takahe")) as server:
+        yield server
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_ENV = "STORYBOT_CHAOS_SEED"

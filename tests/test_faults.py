@@ -55,8 +55,17 @@ from story_state.lifecycle import EpisodeState, PostState, RoundStatus, StorySta
 from story_state.models import Episode, Post, Round, Story, Suggestion
 from tests.bot.conftest import Clock, small_config
 from tests.bot.mastodon_fixtures import MockMastodon
-from tests.bot.takahe import Takahe
+from tests.bot.takahe import Takahe, running_takahe
 from tests.lossy_proxy import Loss, LossyProxy, Request
+
+
+@pytest.fixture(scope="module")
+def takahe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Takahe]:
+    """A Takahe of this module's own: its checks read the bot account's whole record on the
+    server, which other tests' stories (and the contract suite's clean-ups) would muddle."""
+    with running_takahe(tmp_path_factory.mktemp("takahe")) as server:
+        yield server
+
 
 EPISODES = 3  # clip, poll, clip, poll, clip: two rounds
 # The bot's HTTP read timeout (the adapter's is 60 s): what a held answer costs in real time.
