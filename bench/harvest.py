@@ -222,7 +222,7 @@ def sqlite(n: int, profile: Path | None = None) -> Timing:
 
 
 def postgres(n: int, profile: Path | None = None) -> Timing:
-    from bench.pg_server import running_server  # a throwaway cluster on loopback
+    from chaos.pg import running_server  # a throwaway cluster on loopback
 
     with (
         tempfile.TemporaryDirectory(prefix="storybot-harvest-") as folder,
