@@ -9,7 +9,9 @@ TORCH_VERSION ?= 2.13.0
 # espeak-ng is the CLI voice path, Chromium drives the page tests, redis-server is the
 # render workers' broker; python3.11-venv and curl are what ../shared/servers/takahe builds the
 # real Takahe server with (its PostgreSQL is the same one); nodejs, npm and build-essential
-# install ../shared/servers/bluesky (the reference AT Protocol PDS and AppView, on Node 22).
+# install ../shared/servers/bluesky (the reference AT Protocol PDS and AppView, on Node 22);
+# a Node from elsewhere (NodeSource's nodejs bundles npm and conflicts with Debian's) counts
+# when its `nodejs` and `npm` commands are on PATH.
 APT_TEST := ffmpeg espeak-ng postgresql redis-server chromium chromium-driver python3.11-venv curl \
 	nodejs npm build-essential
 PYTEST_ARGS ?=
@@ -43,7 +45,10 @@ run: venv
 	$(BIN)/storybot --config $(CONFIG) run
 
 apt-test:
-	@missing=""; for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_TEST); do \
+		case $$p in nodejs|npm) command -v $$p >/dev/null 2>&1 && continue ;; esac; \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
