@@ -248,6 +248,7 @@ def build_platforms(
             web_url=bluesky.web_url,
             video=bluesky.video,
             blocked=lambda: _blocked_handles(config, factory, "bluesky"),
+            blocked_domains=config.moderation.blocked_domains,
             clock=clock,
         )
     if not chosen:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from story_state.injection import instructions_reason
-from story_state.text import clean_text, read_reply, reject_reason
+from story_state.text import clean_text, read_reply, reject_reason, shorten
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ def _blocked(handle: str, rules: Rules) -> str | None:
     handle = normalise_handle(handle)
     if handle in rules.blocked_accounts:
         return "blocked account"
-    domain = handle.rsplit("@", 1)[1] if "@" in handle else ""
+    # "ana@spam.example" (Mastodon) is on a domain; so is a Bluesky handle, which is one
+    # ("troll.spam.example"). A bare local name ("ana") is on none.
+    domain = handle.rsplit("@", 1)[1] if "@" in handle else handle if "." in handle else ""
     if domain and any(
         domain == blocked or domain.endswith("." + blocked) for blocked in rules.blocked_domains
     ):
@@ -71,10 +74,10 @@ def moderate(raw: str, author_handle: str, rules: Rules, *, is_html: bool = Fals
     the reason "instructions to the bot (...)", whatever writer would have read it.
     """
     reading = read_reply(raw, is_html=is_html)
-    text = clean_text(reading.text, max_length=rules.max_length)
     # Judge the whole reply, not the part kept: cut at a word, a 50 KB reply ends just under
     # max_length and slipped past the length rule (and a blocked word past the cut, too).
-    whole = clean_text(reading.text, max_length=max(len(raw), 1))
+    whole = clean_text(reading.text, max_length=sys.maxsize)
+    text = shorten(whole, rules.max_length)
     reason = (
         _blocked(author_handle, rules)
         or reject_reason(

@@ -6,14 +6,15 @@ import dataclasses
 import logging
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from re import Pattern
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from bot.config import ModerationSettings
 from bot.ideas.moderation_openai import Classifier, ModerationUnavailable
@@ -77,36 +78,126 @@ def contributor(session: Session, platform: str, handle: str, name: str) -> Cont
         select(Contributor).where(Contributor.platform == platform, Contributor.handle == handle)
     ).first()
     if found is None:
-        # A display name is shown in credits and handed to the writer: one that reads as
-        # instructions to the bot is replaced by the handle.
-        if not name or instructions_reason(name) is not None:
-            name = handle
-        found = Contributor(platform=platform, handle=handle, display_name=name)
+        found = _new_contributor(platform, handle, name)
         session.add(found)
         session.flush()
     return found
 
 
+def _new_contributor(platform: str, handle: str, name: str) -> Contributor:
+    # A display name is shown in credits and handed to the writer: one that reads as
+    # instructions to the bot is replaced by the handle.
+    if not name or instructions_reason(name) is not None:
+        name = handle
+    return Contributor(platform=platform, handle=handle, display_name=name)
+
+
+# Rows looked up per IN (...) query: well under SQLite's and PostgreSQL's parameter limits.
+_CHUNK = 500
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _by_platform(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, dict[str, None]] = {}
+    for platform, key in pairs:
+        grouped.setdefault(platform, {})[key] = None
+    return {platform: list(keys) for platform, keys in grouped.items()}
+
+
+def _known_suggestions(session: Session, replies: list[Reply]) -> dict[tuple[str, str], Suggestion]:
+    """The stored suggestions of ``replies``, by (platform, remote id): a query per 500."""
+    found: dict[tuple[str, str], Suggestion] = {}
+    wanted = _by_platform((r.platform, r.remote_id) for r in replies)
+    for platform, ids in wanted.items():
+        for chunk in _chunks(ids):
+            rows = session.scalars(
+                select(Suggestion)
+                .where(Suggestion.platform == platform, Suggestion.remote_id.in_(chunk))
+                .options(joinedload(Suggestion.contributor))
+            )
+            found.update(((s.platform, s.remote_id), s) for s in rows)
+    return found
+
+
+class _Person(NamedTuple):
+    id: int
+    handle: str
+    blocked: bool
+
+
+def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Person]:
+    """The contributors behind ``replies``, by (platform, handle); new ones are added."""
+    found: dict[tuple[str, str], _Person] = {}
+
+    def load(wanted: dict[str, list[str]]) -> None:
+        for platform, handles in wanted.items():
+            for chunk in _chunks(handles):
+                rows = session.execute(
+                    select(Contributor.id, Contributor.handle, Contributor.blocked).where(
+                        Contributor.platform == platform, Contributor.handle.in_(chunk)
+                    )
+                )
+                found.update(((platform, row.handle), _Person(*row)) for row in rows)
+
+    load(_by_platform((r.platform, r.author_handle) for r in replies))
+    missing: dict[tuple[str, str], str] = {}
+    for reply in replies:
+        key = (reply.platform, reply.author_handle)
+        if key not in found:
+            missing.setdefault(key, reply.author_name)
+    if missing:
+        new = [_new_contributor(p, h, name) for (p, h), name in missing.items()]
+        session.execute(
+            insert(Contributor),
+            [
+                {"platform": c.platform, "handle": c.handle, "display_name": c.display_name}
+                for c in new
+            ],
+        )
+        load(_by_platform(missing))
+    return found
+
+
+def _verdict(
+    raw_text: str,
+    platform: str,
+    handle: str,
+    blocked: bool,
+    rules: Rules,
+    second_opinion: bool = False,
+) -> dict[str, Any]:
+    """The rules' verdict; with ``second_opinion``, what they let through waits for it."""
+    verdict = moderate(raw_text, handle, rules, is_html=platform in HTML_PLATFORMS)
+    fields: dict[str, Any] = {
+        "text": verdict.text,
+        "accepted": verdict.accepted and not blocked,
+        "pending": verdict.pending and not blocked,
+        "reject_reason": "blocked account" if blocked else verdict.reason,
+        "flag": verdict.flag,
+    }
+    if second_opinion and (fields["accepted"] or fields["pending"]):
+        fields.update(accepted=False, pending=True, flag=AWAITING_MODERATION)
+    return fields
+
+
 def _judge(
     suggestion: Suggestion, person: Contributor, rules: Rules, second_opinion: bool = False
 ) -> None:
-    """The rules' verdict; with ``second_opinion``, what they let through waits for it."""
-    verdict = moderate(
+    """Judge a stored suggestion (again): ``_verdict`` on its raw text."""
+    fields = _verdict(
         suggestion.raw_text,
+        suggestion.platform,
         person.handle,
+        person.blocked,
         rules,
-        is_html=suggestion.platform in HTML_PLATFORMS,
+        second_opinion,
     )
-    suggestion.text = verdict.text
-    suggestion.accepted = verdict.accepted
-    suggestion.pending = verdict.pending
-    suggestion.reject_reason = "blocked account" if person.blocked else verdict.reason
-    if person.blocked:
-        suggestion.accepted = suggestion.pending = False
-    suggestion.flag = verdict.flag
-    if second_opinion and (suggestion.accepted or suggestion.pending):
-        suggestion.accepted, suggestion.pending = False, True
-        suggestion.flag = AWAITING_MODERATION
+    for name, value in fields.items():
+        setattr(suggestion, name, value)
 
 
 def harvest(
@@ -135,46 +226,56 @@ def harvest(
     if episode is None or episode.round is None:
         return 0
     rules = rules_for(session, episode.story_id, settings, own_handles)
-    added = 0
-    for reply in replies:
-        if "\x00" in reply.text + reply.author_handle + reply.author_name:
-            # PostgreSQL text cannot hold NUL: such a reply would fail every harvest after it.
-            reply = dataclasses.replace(
-                reply,
-                text=reply.text.replace("\x00", ""),
-                author_handle=reply.author_handle.replace("\x00", ""),
-                author_name=reply.author_name.replace("\x00", ""),
+    replies = [_without_nul(reply) for reply in replies]
+    # Looked up and written in bulk, not a query (and a flush) a reply: a busy round has
+    # thousands. The same reply twice in one batch counts once, as last seen.
+    latest = {(r.platform, r.remote_id): r for r in replies}
+    known = _known_suggestions(session, list(latest.values()))
+    fresh = [r for key, r in latest.items() if key not in known]
+    for key, suggestion in known.items():
+        reply = latest[key]
+        suggestion.likes, suggestion.boosts = reply.likes, reply.boosts
+        if suggestion.raw_text != reply.text:
+            suggestion.raw_text = reply.text
+            _judge(suggestion, suggestion.contributor, rules, later)
+    if fresh:
+        people = _people(session, fresh)
+        rows = []
+        for reply in fresh:
+            person = people[(reply.platform, reply.author_handle)]
+            verdict = _verdict(
+                reply.text, reply.platform, person.handle, person.blocked, rules, later
             )
-        existing = session.scalars(
-            select(Suggestion).where(
-                Suggestion.platform == reply.platform, Suggestion.remote_id == reply.remote_id
+            rows.append(
+                {
+                    "round_id": episode.round.id,
+                    "contributor_id": person.id,
+                    "platform": reply.platform,
+                    "remote_id": reply.remote_id,
+                    "raw_text": reply.text,
+                    "likes": reply.likes,
+                    "boosts": reply.boosts,
+                    "posted_at": reply.posted_at,
+                    **verdict,
+                }
             )
-        ).first()
-        if existing is not None:
-            existing.likes, existing.boosts = reply.likes, reply.boosts
-            if existing.raw_text != reply.text:
-                existing.raw_text = reply.text
-                _judge(existing, existing.contributor, rules, later)
-            continue
-        person = contributor(session, reply.platform, reply.author_handle, reply.author_name)
-        suggestion = Suggestion(
-            round_id=episode.round.id,
-            contributor_id=person.id,
-            platform=reply.platform,
-            remote_id=reply.remote_id,
-            raw_text=reply.text,
-            text="",
-            likes=reply.likes,
-            boosts=reply.boosts,
-            posted_at=reply.posted_at,
-        )
-        _judge(suggestion, person, rules, later)
-        session.add(suggestion)
-        added += 1
+        session.execute(insert(Suggestion), rows)
     if complete_for is not None:
         _withdraw_deleted(session, episode.round.id, complete_for, replies)
     session.flush()
-    return added
+    return len(fresh)
+
+
+def _without_nul(reply: Reply) -> Reply:
+    if "\x00" not in reply.text + reply.author_handle + reply.author_name:
+        return reply
+    # PostgreSQL text cannot hold NUL: such a reply would fail every harvest after it.
+    return dataclasses.replace(
+        reply,
+        text=reply.text.replace("\x00", ""),
+        author_handle=reply.author_handle.replace("\x00", ""),
+        author_name=reply.author_name.replace("\x00", ""),
+    )
 
 
 DELETED = "deleted by its author"

@@ -31,10 +31,11 @@ from bot.platforms.bluesky.media import STILL_NAME
 from bot.platforms.bluesky.rkeys import OPTION, PART, AtUri, child, is_tid, tid_for
 from bot.platforms.bluesky.session import make_client
 from bot.platforms.bluesky.text import MAX_GRAPHEMES, facets, graphemes, split_thread
-from bot.platforms.bluesky.votes import Like, count
+from bot.platforms.bluesky.votes import RULES, Blocklist, Like, count
 from story_state.db import session_scope
 from story_state.errors import RateLimited
 from story_state.models import Post
+from story_state.moderation import Rules, moderate
 from tests.bot.bluesky import BOT, Bluesky, RateLimitedOnce
 from tests.bot.conftest import Clock, small_config
 from tests.bot.platform_harness import episode_files
@@ -122,6 +123,83 @@ def test_one_vote_each_and_the_first_like_counts(
     counted = count(likes, 3)
     assert (counted.counts, len(counted.voters), counted.repeated) == (counts, voters, repeated)
     assert counted.likes == len(likes)
+
+
+def test_the_question_post_states_the_one_vote_rule() -> None:
+    assert "One vote each" in RULES and "only your first like counts" in RULES
+
+
+# The operator's settings as they are written in config.toml ([moderation]).
+BLOCKS = Blocklist.of(
+    accounts=["@Troll.bsky.social", " did:plc:Banned ", ""],
+    domains=["spam.example", "@.Bad.Example.", "", " . "],
+)
+
+
+@pytest.mark.parametrize(
+    ("handle", "did", "blocked"),
+    [
+        ("troll.bsky.social", "did:plc:t", True),  # "@Troll.bsky.social" in the settings
+        ("TROLL.BSKY.SOCIAL", "did:plc:t", True),
+        ("other.bsky.social", "did:plc:o", False),
+        ("nottroll.bsky.social", "did:plc:n", False),
+        ("renamed.example.com", "did:plc:banned", True),  # by DID: a new handle is no escape
+        ("spam.example", "did:plc:s", True),  # the blocked domain itself
+        ("troll.spam.example", "did:plc:s", True),  # and every handle under it
+        ("a.b.Spam.Example", "did:plc:s", True),
+        ("notspam.example", "did:plc:s", False),  # a longer name, not a subdomain
+        ("spam.example.com", "did:plc:s", False),
+        ("example", "did:plc:s", False),
+        ("x.bad.example", "did:plc:x", True),  # "@.Bad.Example." as written
+        ("x.bsky.social", "did:plc:x", False),  # empty entries block nobody
+    ],
+)
+def test_blocked_accounts_and_domains(handle: str, did: str, blocked: bool) -> None:
+    assert BLOCKS.blocks(handle, did) is blocked
+
+
+def test_a_whole_blocked_host_blocks_everyone_there() -> None:
+    everyone = Blocklist.of(domains=["bsky.social"])  # the operator's choice
+    assert everyone.blocks("x.bsky.social") and not everyone.blocks("x.example.com")
+    assert not Blocklist.of().blocks("x.bsky.social")
+
+
+def test_a_blocked_voter_counts_nowhere_and_moves_no_one_else() -> None:
+    troll = BLOCKS.blocks("troll.spam.example")
+    likes = [
+        like("troll", 2, 1, blocked=troll),
+        like("troll", 1, 2, blocked=troll),
+        like("a", 2, 3),
+        like("a", 1, 4),  # a second like: a's first one stands
+        like("b", 1, 5),
+    ]
+    counted = count(likes, 2)
+    assert (counted.counts, counted.voters, counted.repeated) == ((1, 1), ("a.test", "b.test"), 1)
+    assert counted.excluded == ("troll.test",) and counted.likes == 5
+
+
+# Ideas are judged by story_state/moderation.py, votes by Blocklist: one rule for both (a
+# Bluesky handle has no "@": it is itself a domain name).
+
+
+@pytest.mark.parametrize(
+    "handle",
+    [
+        "troll.bsky.social",
+        "nottroll.bsky.social",
+        "notspam.example",
+        "spam.example",
+        "troll.spam.example",
+    ],
+)
+def test_ideas_and_votes_block_the_same_bluesky_handles(handle: str) -> None:
+    rules = Rules(
+        blocked_accounts=frozenset({"troll.bsky.social"}),
+        blocked_domains=frozenset({"spam.example"}),
+    )
+    refused = moderate("the miners rebel and take the ship", handle, rules).reason is not None
+    votes = Blocklist.of(accounts=rules.blocked_accounts, domains=rules.blocked_domains)
+    assert refused is votes.blocks(handle)
 
 
 # -- on the reference network ----------------------------------------------------------------------
@@ -336,6 +414,31 @@ def test_votes_are_likes_first_one_counts_withdrawn_and_blocked_do_not(
     restarted = make_platform(blocked=lambda: {net.handle("dee")})
     assert restarted.option_uris(question.remote_id) == tuple(option[n] for n in (1, 2, 3))
     assert restarted.fetch_tally(question).counts == (2, 1, 0)
+
+
+def test_a_blocked_domain_counts_for_no_option(
+    net: Bluesky, make_platform: Callable[..., BlueskyPlatform], tmp_path: Path
+) -> None:
+    """A handle is a domain name: dee.test is the blocked domain itself here (the dev PDS only
+    gives out handles one label under .test, so a handle under it is checked in the table)."""
+    platform = make_platform(page_size=1, blocked_domains=["@DEE.Test."])
+    clip = platform.publish(clip_post(tmp_path, "domain:1:clip:bluesky"))
+    question = platform.publish(poll_post("domain:1:poll:bluesky", clip))
+    posted = net.record(question.remote_id)
+    assert posted is not None and RULES in posted.value.text  # the rule, as followers see it
+    option = {n: net.option_uri("ana", question.remote_id, n) for n in (1, 2)}
+    net.like("dee", option[2])
+    net.like("dee", option[1])
+    net.like("ana", option[1])
+    net.like("ben", option[2])
+    net.like("ben", option[1])  # ben's second like: his first one stands
+
+    tally = platform.fetch_tally(question)
+    assert (tally.counts, tally.voters) == ((1, 1), 2)
+    assert tally.extra == {"likes": 5, "repeated": 1, "blocked": 1}
+    # Names that only look alike block nobody: dee's first like is a vote again.
+    near = make_platform(blocked_domains=["ee.test", "dee.test.example", "dee"])
+    assert near.fetch_tally(question).counts == (1, 2)
 
 
 def test_the_session_is_kept_refreshed_and_renewed(

@@ -2,10 +2,11 @@
 
 A clip is one post with the video (or its still where the video is refused), and the rest of a
 long caption as self-replies. A poll is a question post with one reply per option: a like on an
-option reply is a vote (see ``votes.py`` for the one-vote rule). Ideas are the replies to the
-clip or the question (and to the bot's own replies under them), and posts that mention the bot
-outside its threads. Every record's key comes from the outbox key (``rkeys.py``), so a repeated
-publish finds what the last attempt made instead of posting twice.
+option reply is a vote (see ``votes.py`` for the one-vote rule and who counts for no option).
+Ideas are the replies to the clip or the question (and to the bot's own replies under them), and
+posts that mention the bot outside its threads: ``reading.py`` reads both. Every record's key
+comes from the outbox key (``rkeys.py``), so a repeated publish finds what the last attempt made
+instead of posting twice.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from story_state.clock import utcnow
 from story_state.errors import (
@@ -32,9 +33,8 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "the Bluesky platform needs the atproto SDK: pip install 'storybot[bluesky]'"
     ) from exc
 
-from bot.platforms._retry import CALL_PAUSES_S, again_on_transient
+from bot.platforms._retry import CALL_PAUSES_S
 from bot.platforms.base import Limits, Media, OutgoingPost, PollTally, PostRef, Reply
-from bot.platforms.bluesky.errors import NotFound
 from bot.platforms.bluesky.media import (
     STILL_ALT_PREFIX,
     STILL_NAME,
@@ -42,8 +42,18 @@ from bot.platforms.bluesky.media import (
     aspect,
     small_image,
 )
-from bot.platforms.bluesky.records import Ref, aspect_model, facet_model, get, iso, when
-from bot.platforms.bluesky.rkeys import OPTION, PART, POST, AtUri, child, tid_for
+from bot.platforms.bluesky.reading import Reader
+from bot.platforms.bluesky.records import Ref, aspect_model, facet_model, get, iso
+from bot.platforms.bluesky.rkeys import (
+    MAX_OPTIONS,
+    MAX_PARTS,
+    OPTION,
+    PART,
+    POST,
+    AtUri,
+    child,
+    tid_for,
+)
 from bot.platforms.bluesky.session import Account, SessionFile, make_client
 from bot.platforms.bluesky.text import (
     CREDITS_MARK,
@@ -53,20 +63,14 @@ from bot.platforms.bluesky.text import (
     shorten,
     split_thread,
 )
-from bot.platforms.bluesky.votes import RULES, Like, count
+from bot.platforms.bluesky.votes import RULES, Blocklist, count
 
 __all__ = ["BlueskyPlatform"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 MAX_CAPTION_CHARS = 600  # a caption beyond one post (300 graphemes) continues as self-replies
-MAX_PARTS = 6
-MAX_OPTIONS = 4
 MAX_OPTION_CHARS = 100
-_THREAD_DEPTH = MAX_PARTS + 1
-_MAX_PAGES = 20
-_GET_POSTS_BATCH = 25
 
 
 class BlueskyPlatform:
@@ -85,6 +89,7 @@ class BlueskyPlatform:
         web_url: str = "https://bsky.app",
         video: bool = True,
         blocked: Callable[[], Collection[str]] = frozenset,
+        blocked_domains: Collection[str] = (),
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         call_pauses: Sequence[float] = CALL_PAUSES_S,
@@ -95,25 +100,22 @@ class BlueskyPlatform:
         self.account = Account(
             service, handle, secret, SessionFile(session_file), client_factory=client_factory
         )
+        self._reader = Reader(
+            self.account, clock=clock, sleep=sleep, pauses=call_pauses, page_size=page_size
+        )
         self._language = language
         self._web_url = web_url.rstrip("/")
         self._video = video
+        # Accounts (handles or DIDs) read at every count, as the operator blocks people; and
+        # handle domains (a Bluesky handle is a domain name: "spam.example" and under it).
         self._blocked = blocked
+        self._blocked_domains = tuple(blocked_domains)
         self._clock = clock
-        self._sleep = sleep
-        self._pauses = tuple(call_pauses)
-        self._page = page_size  # notifications and likes are read in pages of this many
-        self._people: dict[str, str | None] = {}  # display name → DID (None: two people)
         self._handles: dict[str, str | None] = {}  # handle → DID, for @mentions in captions
-        self._options: dict[str, tuple[str, ...]] = {}  # question URI → option reply URIs
         # Learnt from this PDS's own answer to a video upload; kept while the process runs.
         self.video_refused = False
 
     # -- plumbing ----------------------------------------------------------------------------
-
-    def _read(self, action: str, fn: Callable[[Client], T]) -> T:
-        """A call that is safe to repeat, tried again on a transient failure."""
-        return again_on_transient(lambda: self.account.call(action, fn), self._sleep, self._pauses)
 
     @property
     def did(self) -> str:
@@ -142,21 +144,7 @@ class BlueskyPlatform:
         return PostRef(self.name, uri, self._url(uri))
 
     def _record(self, uri: str) -> Ref | None:
-        """The record at ``uri`` as its repo holds it, or None where there is none."""
-        parsed = AtUri.parse(uri)
-        if parsed is None or parsed.collection != POST:
-            raise PermanentError(f"{uri!r} is not a Bluesky post URI")
-
-        def fetch(client: Client) -> Any:
-            return client.com.atproto.repo.get_record(
-                params={"repo": parsed.did, "collection": POST, "rkey": parsed.rkey}
-            )
-
-        try:
-            found = self._read(f"reading {uri}", fetch)
-        except NotFound:
-            return None
-        return Ref(str(found.uri), str(found.cid), found.value)
+        return self._reader.record(uri)
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -177,8 +165,8 @@ class BlueskyPlatform:
                 raise PermanentError(f"cannot reply to {post.in_reply_to}: it is not there")
             above = get(get(parent.value, "reply"), "root")
             root = Ref(str(get(above, "uri")), str(get(above, "cid"))) if above else parent
-        if CREDITS_MARK in text and not self._people and post.in_reply_to is not None:
-            self._learn_people(post.in_reply_to)
+        if CREDITS_MARK in text and not self._reader.people and post.in_reply_to is not None:
+            self._reader.learn_people(post.in_reply_to)
         now = self._clock()
 
         head = self._ensure(
@@ -202,7 +190,7 @@ class BlueskyPlatform:
                     self._builder(f"{position}. {label}", moment, head, thread_root),
                 )
                 options.append(made.uri)
-            self._options[head.uri] = tuple(options)
+            self._reader.remember_options(head.uri, options)
         if head.uri != head_uri:  # pragma: no cover - the PDS keeps the key it is given
             raise PermanentError(f"Bluesky made {head.uri}, not {head_uri}")
         return self._ref(head.uri)
@@ -264,7 +252,7 @@ class BlueskyPlatform:
         for handle in mentioned_handles(text):
             if handle not in self._handles:
                 self._handles[handle] = self._resolve(handle)
-        people = {name: did for name, did in self._people.items() if did}
+        people = {name: did for name, did in self._reader.people.items() if did}
         return facets(text, handles=self._handles, people=people)
 
     def _resolve(self, handle: str) -> str | None:
@@ -272,34 +260,10 @@ class BlueskyPlatform:
             return client.com.atproto.identity.resolve_handle(params={"handle": handle})
 
         try:
-            return str(self._read(f"resolving @{handle}", resolve).did)
+            return str(self._reader.call(f"resolving @{handle}", resolve).did)
         except PermanentError:
             log.info("@%s does not resolve: it stays plain text", handle)
             return None
-
-    def _learn_people(self, uri: str) -> None:
-        """Who replied under the post this one answers (and under its parent): names → DIDs,
-        for the credit line of a restarted process."""
-        seen = [uri]
-        record = self._record(uri)
-        parent = get(get(record.value, "reply"), "parent") if record else None
-        if parent is not None:
-            seen.append(str(get(parent, "uri")))
-        for target in seen:
-            thread = self._thread(target)
-            for node in get(thread, "replies") or []:
-                post = get(node, "post")
-                if post is not None:
-                    self._person(get(post, "author"))
-
-    def _person(self, author: Any) -> None:
-        did = str(get(author, "did") or "")
-        if not did or did == self.did:
-            return
-        for name in {str(get(author, "display_name") or ""), str(get(author, "handle") or "")}:
-            if name:
-                known = self._people.get(name, did)
-                self._people[name] = did if known == did else None
 
     # -- media --------------------------------------------------------------------------------
 
@@ -353,205 +317,34 @@ class BlueskyPlatform:
             headers = {"Content-Type": mime}
             return client.com.atproto.repo.upload_blob(data, headers=headers).blob
 
-        return self._read(f"uploading {name}", upload)
+        return self._reader.call(f"uploading {name}", upload)
 
-    # -- reading ------------------------------------------------------------------------------
-
-    def _thread(self, uri: str) -> Any:
-        def read(client: Client) -> Any:
-            return client.get_post_thread(uri, depth=_THREAD_DEPTH, parent_height=0).thread
-
-        try:
-            return self._read(f"reading the replies to {uri}", read)
-        except NotFound:
-            if self._record(uri) is not None:
-                log.info("Bluesky post %s is not in the AppView yet: no replies yet", uri)
-            else:
-                log.warning("Bluesky post %s is gone; no replies read from it", uri)
-            return None
-
-    def _blocked_set(self) -> frozenset[str]:
-        return frozenset(h.lstrip("@").lower() for h in self._blocked())
-
-    def _shut_out(self, author: Any, blocked: frozenset[str]) -> bool:
-        """Whether a vote by ``author`` is left out: blocked here or on Bluesky."""
-        handle = str(get(author, "handle") or "").lower()
-        did = str(get(author, "did") or "")
-        return _blocks(author) or handle in blocked or did in blocked
+    # -- reading ----------------------------------------------------------------------------
 
     def fetch_replies(self, posts: tuple[PostRef, ...]) -> list[Reply]:
-        wanted = list(dict.fromkeys(p.remote_id for p in posts if p.platform == self.name))
-        if not wanted:
-            return []
-        me = self.did
-        heads: dict[str, str] = {}  # a post replies may answer → the wanted post it belongs to
-        found: dict[str, tuple[Any, str]] = {}  # reply URI → (post view, wanted URI)
-        since: datetime | None = None
-        for uri in wanted:
-            heads[uri] = uri
-            thread = self._thread(uri)
-            if thread is None or get(thread, "post") is None:
-                continue
-            made = when(get(get(get(thread, "post"), "record"), "created_at"), self._clock())
-            since = made if since is None else min(since, made)
-            self._walk(thread, uri, me, heads, found)
-        for view, head in self._from_notifications(me, heads, since, set(found)):
-            found.setdefault(str(get(view, "uri")), (view, head))
-        replies = []
-        for view, head in found.values():
-            author = get(view, "author")
-            if _blocks(author):
-                continue  # blocked on Bluesky itself, either way: not read at all
-            self._person(author)
-            replies.append(self._reply(view, head))
-        return sorted(replies, key=lambda r: (r.posted_at, r.remote_id))
-
-    def _walk(
-        self,
-        node: Any,
-        head: str,
-        me: str,
-        heads: dict[str, str],
-        found: dict[str, tuple[Any, str]],
-    ) -> None:
-        """Replies by others to ``node``, and to the bot's own replies under it (the rest of a
-        caption, the options of a question), which belong to ``head``."""
-        own = _own_children(head)
-        for child_node in get(node, "replies") or []:
-            post = get(child_node, "post")
-            if post is None:  # a blocked or deleted reply
-                continue
-            uri = str(get(post, "uri"))
-            author = get(post, "author")
-            if str(get(author, "did")) == me:
-                parsed = AtUri.parse(uri)
-                if parsed is not None and parsed.rkey in own:
-                    heads[uri] = head
-                    self._walk(child_node, head, me, heads, found)
-                continue
-            found.setdefault(uri, (post, head))
-
-    def _from_notifications(
-        self, me: str, heads: dict[str, str], since: datetime | None, known: set[str]
-    ) -> list[tuple[Any, str]]:
-        """Replies and mentions from the bot's notifications (a thread view is capped; a
-        mention outside the bot's threads speaks to the story too), checked to still exist."""
-        first = next(iter(heads))
-        picked: dict[str, str] = {}
-        cursor: str | None = None
-        for _ in range(_MAX_PAGES if since is not None else 1):
-            params: dict[str, Any] = {"limit": self._page, "reasons": ["reply", "mention"]}
-            if cursor:
-                params["cursor"] = cursor
-
-            def page(client: Client, params: dict[str, Any] = params) -> Any:
-                return client.app.bsky.notification.list_notifications(params=params)
-
-            answer = self._read("reading notifications", page)
-            notes = list(get(answer, "notifications") or [])
-            for note in notes:
-                uri = str(get(note, "uri"))
-                if uri in known or str(get(get(note, "author"), "did")) == me:
-                    continue
-                record = get(note, "record")
-                reply = get(record, "reply")
-                parent = str(get(get(reply, "parent"), "uri") or "")
-                root = AtUri.parse(str(get(get(reply, "root"), "uri") or ""))
-                if parent in heads:
-                    picked[uri] = heads[parent]
-                elif get(note, "reason") == "mention" and (root is None or root.did != me):
-                    made = when(get(record, "created_at"), self._clock())
-                    if since is None or made >= since:
-                        picked[uri] = first
-            cursor = get(answer, "cursor")
-            oldest = when(get(notes[-1], "indexed_at"), self._clock()) if notes else None
-            if not cursor or not notes or (since is not None and oldest and oldest < since):
-                break
-        if not picked:
-            return []
-        views: list[tuple[Any, str]] = []
-        uris = list(picked)
-        for start in range(0, len(uris), _GET_POSTS_BATCH):
-            batch = uris[start : start + _GET_POSTS_BATCH]
-
-            def fetch(client: Client, batch: list[str] = batch) -> Any:
-                return client.get_posts(batch)
-
-            for view in get(self._read("reading replies", fetch), "posts") or []:
-                views.append((view, picked[str(get(view, "uri"))]))
-        return views
-
-    def _reply(self, view: Any, head: str) -> Reply:
-        author = get(view, "author")
-        record = get(view, "record")
-        handle = str(get(author, "handle") or get(author, "did"))
-        reposts = int(get(view, "repost_count") or 0) + int(get(view, "quote_count") or 0)
-        return Reply(
-            platform=self.name,
-            remote_id=str(get(view, "uri")),
-            author_handle=handle,
-            author_name=str(get(author, "display_name") or "") or handle,
-            text=str(get(record, "text") or ""),
-            in_reply_to=head,
-            posted_at=when(get(record, "created_at"), self._clock()),
-            likes=int(get(view, "like_count") or 0),
-            boosts=reposts,
+        return self._reader.replies(
+            list(dict.fromkeys(p.remote_id for p in posts if p.platform == self.name))
         )
-
-    # -- votes --------------------------------------------------------------------------------
 
     def option_uris(self, question: str) -> tuple[str, ...]:
         """The question's option replies, found from its key (a restarted adapter too)."""
-        cached = self._options.get(question)
-        if cached:
-            return cached
-        parsed = AtUri.parse(question)
-        if parsed is None:
-            raise PermanentError(f"{question!r} is not a Bluesky post URI")
-        uris: list[str] = []
-        for position in range(1, MAX_OPTIONS + 2):
-            uri = str(parsed.sibling(child(parsed.rkey, OPTION, position)))
-            record = self._record(uri)
-            if record is None:
-                break
-            parent = get(get(get(record.value, "reply"), "parent"), "uri")
-            if parent != question:
-                break
-            uris.append(uri)
-        if uris:
-            self._options[question] = tuple(uris)
-        return tuple(uris)
+        return self._reader.option_uris(question)
+
+    def blocklist(self) -> Blocklist:
+        """Whose likes count for no option, as the operator's settings say now."""
+        return Blocklist.of(self._blocked(), self._blocked_domains)
 
     def fetch_tally(self, poll: PostRef) -> PollTally:
         question = poll.remote_id
         parsed = AtUri.parse(question)
         if parsed is None or parsed.did != self.did:
             raise PermanentError(f"{question} is not one of the bot's Bluesky posts")
-        if self._record(question) is None:
+        if self._reader.record(question) is None:
             raise PermanentError(f"the question post {question} was deleted: no votes to count")
         options = self.option_uris(question)
         if not options:
             raise PermanentError(f"Bluesky post {question} has no option replies: not a poll")
-        blocked = self._blocked_set()
-        likes: list[Like] = []
-        for position, uri in enumerate(options, start=1):
-            for like in self._likes(uri):
-                actor = get(like, "actor")
-                did = str(get(actor, "did"))
-                if did == self.did:
-                    continue
-                moment = when(get(like, "created_at"), self._clock())
-                likes.append(
-                    Like(
-                        voter=did,
-                        handle=str(get(actor, "handle") or did),
-                        position=position,
-                        created_at=moment,
-                        indexed_at=when(get(like, "indexed_at"), moment),
-                        blocked=self._shut_out(actor, blocked),
-                    )
-                )
-        counted = count(likes, len(options))
+        counted = count(self._reader.votes(options, self.blocklist()), len(options))
         return PollTally(
             self.name,
             counted.counts,
@@ -563,35 +356,3 @@ class BlueskyPlatform:
                 "blocked": len(counted.excluded),
             },
         )
-
-    def _likes(self, uri: str) -> list[Any]:
-        """Every like of ``uri`` the AppView knows (withdrawn likes are gone), all pages."""
-        found: list[Any] = []
-        cursor: str | None = None
-        for _ in range(_MAX_PAGES * 10):
-
-            def page(client: Client, cursor: str | None = cursor) -> Any:
-                return client.get_likes(uri, cursor=cursor, limit=self._page)
-
-            answer = self._read(f"reading the likes of {uri}", page)
-            batch = list(get(answer, "likes") or [])
-            found += batch
-            cursor = get(answer, "cursor")
-            if not cursor or not batch:
-                break
-        return found
-
-
-def _blocks(author: Any) -> bool:
-    """Whether the bot's account blocks ``author`` on Bluesky, or ``author`` blocks it."""
-    viewer = get(author, "viewer")
-    return bool(get(viewer, "blocking") or get(viewer, "blocked_by"))
-
-
-def _own_children(head: str) -> set[str]:
-    """The keys the bot gives its own replies under ``head``: caption parts and options."""
-    parsed = AtUri.parse(head)
-    if parsed is None:
-        return set()
-    keys = {child(parsed.rkey, PART, n) for n in range(2, MAX_PARTS + 1)}
-    return keys | {child(parsed.rkey, OPTION, n) for n in range(1, MAX_OPTIONS + 2)}

@@ -22,6 +22,8 @@ _EPOCH_US = int(datetime(2023, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
 _SPAN_US = 365 * 24 * 3600 * 1_000_000
 PART = "part"  # the rest of a caption longer than one post
 OPTION = "option"  # one reply per poll option
+MAX_PARTS = 6  # posts of one caption, the head included
+MAX_OPTIONS = 4
 
 
 def _encode(value: int) -> str:
@@ -51,6 +53,12 @@ def is_tid(rkey: str) -> bool:
 def child(rkey: str, kind: str, position: int) -> str:
     """The key of part ``position`` (2, 3, ...) or option ``position`` (1, 2, ...) of ``rkey``."""
     return tid_for(f"{rkey}/{kind}/{position}")
+
+
+def own_keys(rkey: str) -> set[str]:
+    """The keys the bot gives its own replies under ``rkey``: caption parts and options."""
+    keys = {child(rkey, PART, n) for n in range(2, MAX_PARTS + 1)}
+    return keys | {child(rkey, OPTION, n) for n in range(1, MAX_OPTIONS + 2)}
 
 
 @dataclass(frozen=True)

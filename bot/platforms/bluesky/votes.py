@@ -4,7 +4,9 @@ Bluesky has no polls. The question post gets one reply per option, and a like on
 reply is a vote for it. Likes are public, so the rule for a person who likes several options
 can be applied, and is stated in the question post: only their first like counts (the earliest
 ``createdAt``, then the earliest indexing, then the lower option). Withdrawing that like makes
-their next one count. Blocked accounts (and the bot itself) count for no option.
+their next one count. A person is their DID, so a new handle is no second vote. Blocked
+accounts, accounts under a blocked domain (``Blocklist``) and the bot itself count for no
+option.
 """
 
 from __future__ import annotations
@@ -13,10 +15,46 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from story_state.moderation import normalise_handle
+
 RULES = (
     "To vote, like one of the numbered replies below. One vote each: "
     "if you like more than one, only your first like counts."
 )
+
+
+def domain_key(domain: str) -> str:
+    """A blocked domain as it is compared: "@.Spam.Example." → "spam.example"."""
+    return domain.strip().lstrip("@.").rstrip(".").lower()
+
+
+@dataclass(frozen=True)
+class Blocklist:
+    """Whose likes count for no option: accounts (a handle or a DID) and handle domains.
+
+    A Bluesky handle is a domain name, so a blocked domain blocks the handle equal to it and
+    every handle under it: "spam.example" blocks "spam.example" and "troll.spam.example", not
+    "notspam.example" ("bsky.social" would block everyone there: the operator's choice). Case
+    and a leading "@" do not matter, as for ideas (``normalise_handle``).
+    """
+
+    accounts: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, accounts: Iterable[str] = (), domains: Iterable[str] = ()) -> Blocklist:
+        return cls(
+            frozenset(a for a in map(normalise_handle, accounts) if a),
+            frozenset(d for d in map(domain_key, domains) if d),
+        )
+
+    def blocks(self, handle: str, did: str = "") -> bool:
+        handle = normalise_handle(handle).rstrip(".")
+        if handle in self.accounts or (did and did.lower() in self.accounts):
+            return True
+        return bool(handle) and any(
+            handle == domain or handle.endswith("." + domain) for domain in self.domains
+        )
 
 
 @dataclass(frozen=True)
