@@ -11,9 +11,9 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from re import Pattern
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy import ColumnElement, Row, insert, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from bot.config import ModerationSettings
@@ -94,9 +94,10 @@ def _new_contributor(platform: str, handle: str, name: str) -> Contributor:
 
 # Rows looked up per IN (...) query: well under SQLite's and PostgreSQL's parameter limits.
 _CHUNK = 500
+T = TypeVar("T")
 
 
-def _chunks(values: list[str]) -> Iterator[list[str]]:
+def _chunks(values: list[T]) -> Iterator[list[T]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
 
@@ -283,25 +284,39 @@ DELETED = "deleted by its author"
 
 def _withdraw_deleted(session: Session, round_id: int, platform: str, replies: list[Reply]) -> None:
     present = {r.remote_id for r in replies if r.platform == platform}
-    standing = session.scalars(
-        select(Suggestion).where(
+    standing = session.execute(
+        select(Suggestion.id, Suggestion.remote_id).where(
             Suggestion.round_id == round_id,
             Suggestion.platform == platform,
             Suggestion.reject_reason.is_distinct_from(DELETED),
         )
     ).all()
-    for gone in (s for s in standing if s.remote_id not in present):
-        gone.accepted, gone.pending, gone.reject_reason = False, False, DELETED
+    gone = [row.id for row in standing if row.remote_id not in present]
+    for chunk in _chunks(gone):
+        session.execute(
+            update(Suggestion)
+            .where(Suggestion.id.in_(chunk))
+            .values(accepted=False, pending=False, reject_reason=DELETED)
+        )
 
 
 def round_clusters(
     session: Session, rnd: Round, seed: int, vector_threshold: float = 0.8
 ) -> list[engine.Cluster]:
     """The round's accepted ideas, each person counted once (their best-supported reply)."""
-    rows = session.scalars(
-        select(Suggestion).where(Suggestion.round_id == rnd.id, Suggestion.accepted.is_(True))
+    # The columns ranking needs, not whole rows: a busy round has thousands.
+    rows = session.execute(
+        select(
+            Suggestion.id,
+            Suggestion.contributor_id,
+            Suggestion.text,
+            Suggestion.likes,
+            Suggestion.boosts,
+            Suggestion.platform,
+            Suggestion.embedding,
+        ).where(Suggestion.round_id == rnd.id, Suggestion.accepted.is_(True))
     ).all()
-    best: dict[int, Suggestion] = {}
+    best: dict[int, Row[int, int, str, int, int, str, list[float] | None]] = {}
     for s in rows:
         held = best.get(s.contributor_id)
         if held is None or (s.likes + s.boosts, -s.id) > (held.likes + held.boosts, -held.id):

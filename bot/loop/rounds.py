@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -68,26 +68,91 @@ def _names(session: Session, author_ids: tuple[str, ...]) -> list[str]:
     return [c.display_name for c in found if c is not None]
 
 
+def store_tally(
+    session: Session, round_id: int, platform: str, counts: Sequence[int], now: datetime
+) -> None:
+    """Keep ``counts`` as ``platform``'s reading of the round's poll at ``now``: the rows of an
+    earlier reading are updated in place (one row per option, unique), missing ones added."""
+    rows = {
+        r.position: r
+        for r in session.scalars(
+            select(PollTally).where(PollTally.round_id == round_id, PollTally.platform == platform)
+        )
+    }
+    for position, votes in enumerate(counts, start=1):
+        row = rows.pop(position, None)
+        if row is None:
+            session.add(
+                PollTally(
+                    round_id=round_id,
+                    platform=platform,
+                    position=position,
+                    votes=int(votes),
+                    fetched_at=now,
+                )
+            )
+        else:
+            row.votes, row.fetched_at = int(votes), now
+    for row in rows.values():  # the poll has fewer options than an earlier reading said
+        session.delete(row)
+
+
+def stored_tally(
+    session: Session, round_id: int, platform: str, options: int
+) -> tuple[tuple[int, ...], datetime] | None:
+    """``platform``'s last stored reading of the round's poll: votes per option and when it
+    was read; None if it was never read."""
+    rows = session.scalars(
+        select(PollTally).where(PollTally.round_id == round_id, PollTally.platform == platform)
+    ).all()
+    return _reading(rows, options) if rows else None
+
+
+def _reading(rows: Sequence[PollTally], options: int) -> tuple[tuple[int, ...], datetime]:
+    votes = dict.fromkeys(range(1, options + 1), 0) | {r.position: r.votes for r in rows}
+    return tuple(votes[p] for p in range(1, options + 1)), max(r.fetched_at for r in rows)
+
+
+def readings(rnd: Round) -> dict[str, tuple[tuple[int, ...], datetime]]:
+    """Each platform's stored reading of the round's poll (live while it is open, final once
+    closed): votes per option and when they were read. No platform is called."""
+    by_platform: dict[str, list[PollTally]] = {}
+    for row in rnd.tallies:
+        by_platform.setdefault(row.platform, []).append(row)
+    return {name: _reading(rows, len(rnd.options)) for name, rows in by_platform.items()}
+
+
 def close(
     session: Session,
     episode: Episode,
     tallies: Mapping[str, TallyIn],
     now: datetime,
     vector_threshold: float = 0.8,
+    unread: Collection[str] = (),
 ) -> str:
-    """Tally, pick the winner, plan the next episode with its ideas and credits."""
+    """Tally, pick the winner, plan the next episode with its ideas and credits.
+
+    ``unread``: platforms whose poll could not be read now. Each counts with its last live
+    reading (stored by the runner while the round was open) and the decision's reason says
+    so: a platform that is down at the last minute should not lose every vote cast there. One
+    never read counts for nothing, as before.
+    """
     rnd = episode.round
     assert rnd is not None
     story = episode.story
     counts: dict[str, tuple[int, ...]] = {}
     for name, tally in tallies.items():
         counts[name] = tally.counts
-        for position, votes in enumerate(tally.counts, start=1):
-            session.add(
-                PollTally(
-                    round_id=rnd.id, platform=name, position=position, votes=votes, fetched_at=now
-                )
-            )
+        store_tally(session, rnd.id, name, tally.counts, now)
+    voters = sum(t.voters for t in tallies.values())
+    stale: dict[str, str] = {}
+    for name in unread:
+        earlier = None if name in tallies else stored_tally(session, rnd.id, name, len(rnd.options))
+        if earlier is not None:
+            counts[name] = earlier[0]
+            # One vote a person on every platform we read (single-choice polls, one like).
+            voters += sum(earlier[0])
+            stale[name] = earlier[1].isoformat()
     specs = [
         engine.OptionSpec(o.label, o.beat, o.source, tuple(map(str, o.contributor_ids)))
         for o in rnd.options
@@ -105,11 +170,16 @@ def close(
     rnd.closed_at = now
     rnd.winner_position = decision.position
     rnd.winner_label = winner.label
+    why = decision.reason
+    if stale:
+        read = ", ".join(f"{n} as read at {read_at(at)}" for n, at in sorted(stale.items()))
+        why += f"; unreadable at close, counted from the last reading: {read}"
     rnd.decision = {
-        "reason": decision.reason,
+        "reason": why,
         "totals": list(decision.totals),
         "per_platform": {k: list(v) for k, v in decision.per_platform.items()},
-        "voters": sum(t.voters for t in tallies.values()),
+        "stale": stale,
+        "voters": voters,
         "clusters": [
             {"key": c.key, "authors": list(c.authors), "support": c.support, "why": c.why}
             for c in clusters
@@ -144,6 +214,18 @@ def close(
             )
         )
     return f"closed round {episode.number}: {winner.label!r} ({decision.reason})"
+
+
+def read_at(moment: datetime | str) -> str:
+    """When a platform's poll was read, as columns and reasons say it: "14:05 UTC"."""
+    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return when.astimezone(UTC).strftime("%H:%M UTC")
+
+
+def not_counted(platform: str) -> str:
+    """What the pages say of a platform whose poll results this account cannot read."""
+    why = "X's free API tier only posts" if platform == "x" else "this account cannot read them"
+    return f"Votes on {platform} are not counted: {why}."
 
 
 def fork(session: Session, episode: Episode, position: int, branch: str, now: datetime) -> Episode:

@@ -770,6 +770,7 @@ class StoryRunner:
             if platform.limits().can_read and refs[name]
         ]
         failures: list[PlatformError] = []
+        answered: list[str] = []
         for name, platform in readable:
             try:
                 replies = platform.fetch_replies(refs[name])
@@ -780,6 +781,7 @@ class StoryRunner:
                 failures.append(exc)
                 continue
             health.record(self.factory, name, now)
+            answered.append(name)
             with session_scope(self.factory) as session:
                 later = self.moderation is not None  # it judges what the rules let through
                 settings = self.config.moderation
@@ -803,7 +805,14 @@ class StoryRunner:
             )
         if self.embedder is not None:
             embed_new(self.factory, episode_id, self.embedder)
+        polls = {
+            name: refs[name][1]
+            for name, platform in self.platforms.items()
+            if platform.limits().can_read and len(refs[name]) == 2
+        }
         if not due:
+            # Only platforms that answered just now: one that is down is not asked twice a tick.
+            self._live_tallies(episode_id, {n: polls[n] for n in answered if n in polls}, now)
             with session_scope(self.factory) as session:
                 episode = session.get(Episode, episode_id)
                 if episode is not None and episode.attempts:
@@ -812,14 +821,16 @@ class StoryRunner:
             return StepResult(False, "round is open")
         failpoints.hit("before_close")  # replies harvested and committed, round still open
         tallies: dict[str, TallyIn] = {}
-        for name, platform in self.platforms.items():
-            if platform.limits().can_read and len(refs[name]) == 2:
-                try:
-                    tallies[name] = platform.fetch_tally(refs[name][1])
-                except PlatformError as exc:
-                    # Its votes cannot be counted now; the round closes on the others' votes.
-                    log.warning("%s: cannot read the poll; closing without it: %s", name, exc)
-                    health.record(self.factory, name, now, exc)
+        unread: list[str] = []
+        for name, poll in polls.items():
+            try:
+                tallies[name] = self.platforms[name].fetch_tally(poll)
+            except PlatformError as exc:
+                # The round closes on the others' votes and this one's last live reading, if
+                # it was ever read (rounds.close says so in the decision's reason).
+                log.warning("%s: cannot read the poll; closing on its last reading: %s", name, exc)
+                health.record(self.factory, name, now, exc)
+                unread.append(name)
         with session_scope(self.factory) as session:
             # Claim the round first: the runner and `storybot round close` may both get here,
             # and only the one whose update still finds it POLLING may close it.
@@ -835,4 +846,40 @@ class StoryRunner:
             assert episode is not None
             check_transition(episode.state, EpisodeState.CLOSED)
             threshold = self.config.clustering.threshold
-            return StepResult(True, rounds.close(session, episode, tallies, now, threshold))
+            note = rounds.close(session, episode, tallies, now, threshold, unread=unread)
+            return StepResult(True, note)
+
+    def _live_tallies(self, episode_id: int, polls: Mapping[str, PostRef], now: datetime) -> None:
+        """Read each platform's poll while the round is open and keep the reading (PollTally
+        rows with their time), for /admin, the sandbox page and `storybot status`, which never
+        call a platform themselves, and as the fallback if the poll cannot be read at close.
+
+        No transaction is held across a call. A platform read less than half a tick ago is not
+        read again (a manual tick, several branches); a failed read is logged and marked in the
+        platform's health, never a failed step: the previous reading stays, with its time."""
+        if not polls:
+            return
+        fresh_after = now - timedelta(seconds=self.config.scheduler.tick_seconds / 2)
+        with session_scope(self.factory) as session:
+            rnd = session.scalars(select(Round).where(Round.episode_id == episode_id)).one()
+            round_id, options = rnd.id, len(rnd.options)
+            read = {
+                name: found[1]
+                for name in polls
+                if (found := rounds.stored_tally(session, round_id, name, options)) is not None
+            }
+        for name, poll in polls.items():
+            if name in read and read[name] > fresh_after:
+                continue
+            try:
+                tally = self.platforms[name].fetch_tally(poll)
+            except PlatformError as exc:
+                log.warning("%s: cannot read the open poll (its last reading stays): %s", name, exc)
+                health.record(self.factory, name, now, exc)
+                continue
+            with session_scope(self.factory) as session:
+                still_open = session.scalars(
+                    select(Round.id).where(Round.id == round_id, Round.status == RoundStatus.OPEN)
+                ).first()
+                if still_open is not None:  # a close in another process wrote the final one
+                    rounds.store_tally(session, round_id, name, tally.counts[:options], now)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.loop import rounds
 from bot.loop.health import failing
 from story_state.lifecycle import PostState
 from story_state.models import Post, Story
@@ -47,10 +48,21 @@ def story_status(session: Session) -> dict[str, Any]:
             )
             r = e.round
             if r is not None and r.status == "open" and e.branch == "main":
+                # Votes as the runner last read them on each platform (no platform is called).
+                read = rounds.readings(r)
                 open_round = {
                     "episode": e.number,
                     "closes_at": r.closes_at.isoformat(),
-                    "options": [{"position": o.position, "label": o.label} for o in r.options],
+                    "read_at": {name: at.isoformat() for name, (_, at) in read.items()},
+                    "options": [
+                        {
+                            "position": o.position,
+                            "label": o.label,
+                            "votes": {name: c[o.position - 1] for name, (c, _) in read.items()},
+                            "total": sum(c[o.position - 1] for c, _ in read.values()),
+                        }
+                        for o in r.options
+                    ],
                     "suggestions": len(r.suggestions),
                 }
         stories.append(
@@ -103,5 +115,11 @@ def render_text(doc: dict[str, Any]) -> str:
                 f"  open round after #{r['episode']}, closes {r['closes_at']}, "
                 f"{r['suggestions']} suggestion(s):"
             )
-            lines += [f"    {o['position']}. {o['label']}" for o in r["options"]]
+            for o in r["options"]:
+                split = ", ".join(f"{name} {n}" for name, n in o["votes"].items())
+                votes = f" — {o['total']} vote(s) ({split})" if split else ""
+                lines.append(f"    {o['position']}. {o['label']}{votes}")
+            if r["read_at"]:
+                read = ", ".join(f"{n} {rounds.read_at(at)}" for n, at in r["read_at"].items())
+                lines.append(f"    votes as last read: {read}")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.app import App
 from bot.ideas.harvest import round_clusters
+from bot.loop import rounds
 from bot.loop.health import failing
 from bot.operator import audit
 from bot.platforms.base import PostRef
@@ -41,13 +42,6 @@ def heading(number: int, title: str | None) -> str:
     return f"Episode {number}: {title}"
 
 
-def _stored_tallies(rnd: Round) -> dict[str, dict[int, int]]:
-    out: dict[str, dict[int, int]] = {}
-    for t in rnd.tallies:
-        out.setdefault(t.platform, {})[t.position] = t.votes
-    return out
-
-
 def _local_poll(session: Session, episode_id: int) -> str | None:
     return session.scalars(
         select(Post.remote_id).where(
@@ -59,18 +53,45 @@ def _local_poll(session: Session, episode_id: int) -> str | None:
     ).first()
 
 
-def _open_round(session: Session, app: App, story: Story, rnd: Round) -> dict[str, Any]:
-    per_platform = {f"{name} (at close)": votes for name, votes in _stored_tallies(rnd).items()}
-    local_id = _local_poll(session, rnd.episode_id)
-    if app.local is not None and local_id is not None:
-        try:
-            live = app.local.fetch_tally(PostRef("local", local_id))
-            per_platform["local (live)"] = dict(enumerate(live.counts, start=1))
-        except StorybotError as exc:
-            per_platform[f"local ({exc})"] = {}
+def _live_columns(
+    session: Session, app: App, rnd: Round, can_read: dict[str, bool | None]
+) -> tuple[list[tuple[str, dict[int, int] | None]], list[str]]:
+    """The open round's columns, one per platform: (label, votes per option, None where
+    votes are not counted), and the notes under the table. Only the sandbox is read live
+    (a query); every other platform shows the reading the runner stored, with its time: a
+    page load never calls a remote platform."""
+    stored = rounds.readings(rnd)
+    columns: list[tuple[str, dict[int, int] | None]] = []
+    notes = []
+    for name in dict.fromkeys([*app.platforms, *stored]):
+        local_id = _local_poll(session, rnd.episode_id) if name == "local" else None
+        if name == "local" and app.local is not None and local_id is not None:
+            try:
+                live = app.local.fetch_tally(PostRef("local", local_id))
+                columns.append(("local (live)", dict(enumerate(live.counts, start=1))))
+            except StorybotError as exc:
+                columns.append((f"local ({exc})", {}))
+        elif can_read.get(name) is False:
+            columns.append((f"{name} (not counted)", None))
+            notes.append(rounds.not_counted(name))
+        elif name in stored:
+            counts, at = stored[name]
+            columns.append((f"{name} ({rounds.read_at(at)})", dict(enumerate(counts, start=1))))
+        else:
+            columns.append((f"{name} (not read yet)", {}))
+    return columns, notes
+
+
+def _open_round(
+    session: Session, app: App, story: Story, rnd: Round, can_read: dict[str, bool | None]
+) -> dict[str, Any]:
+    columns, notes = _live_columns(session, app, rnd, can_read)
     options = []
     for o in rnd.options:
-        votes = {name: counts.get(o.position, 0) for name, counts in per_platform.items()}
+        votes = {
+            label: None if counts is None else counts.get(o.position, 0)
+            for label, counts in columns
+        }
         options.append(
             {
                 "position": o.position,
@@ -78,7 +99,7 @@ def _open_round(session: Session, app: App, story: Story, rnd: Round) -> dict[st
                 "beat": o.beat,
                 "source": o.source,
                 "votes": votes,
-                "total": sum(votes.values()),
+                "total": sum(n for n in votes.values() if n is not None),
             }
         )
     clusters = [
@@ -114,7 +135,8 @@ def _open_round(session: Session, app: App, story: Story, rnd: Round) -> dict[st
     return {
         "episode": rnd.episode.number,
         "closes_at": rnd.closes_at,
-        "platforms": list(per_platform),
+        "platforms": [label for label, _ in columns],
+        "notes": notes,
         "options": options,
         "clusters": clusters,
         "queue": queue,
@@ -129,16 +151,33 @@ def _making_of(session: Session, episode: Episode) -> dict[str, Any]:
     if rnd is not None:
         decision = rnd.decision or {}
         totals = decision.get("totals") or []
-        stored = _stored_tallies(rnd)
+        stored = rounds.readings(rnd)
+        stale = decision.get("stale") or {}
+        # Closed: the votes the decision counted, per platform ("at close", or the last live
+        # reading for one that could not be read then). Open: see the round panel.
+        per_platform: dict[str, list[int]] = decision.get("per_platform") or {}
+        columns = {
+            (
+                f"{name} (read at {rounds.read_at(stale[name])})"
+                if name in stale
+                else f"{name} (at close)"
+            ): counts
+            for name, counts in per_platform.items()
+        }
         options = []
         for o in rnd.options:
             if o.position <= len(totals):
                 votes = int(totals[o.position - 1])
             else:
-                votes = sum(c.get(o.position, 0) for c in stored.values())
-            options.append({"label": o.label, "value": votes, "source": o.source})
+                votes = sum(c[0][o.position - 1] for c in stored.values())
+            split = {
+                label: int(counts[o.position - 1]) if o.position <= len(counts) else 0
+                for label, counts in columns.items()
+            }
+            options.append({"label": o.label, "value": votes, "source": o.source, "split": split})
         poll = {
             "status": str(rnd.status),
+            "columns": list(columns),
             "options": options,
             "winner": rnd.winner_label,
             "reason": decision.get("reason"),
@@ -167,7 +206,12 @@ def _making_of(session: Session, episode: Episode) -> dict[str, Any]:
     }
 
 
-def _health(session: Session, app: App) -> dict[str, Any]:
+def _can_read(app: App) -> dict[str, bool | None]:
+    """Whether each configured platform's replies and polls can be read (asked once a page)."""
+    return {name: platform.limits().can_read for name, platform in app.platforms.items()}
+
+
+def _health(session: Session, app: App, can_read: dict[str, bool | None]) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {name: {} for name in app.platforms}
     for name, state, n in session.execute(
         select(Post.platform, Post.state, func.count()).group_by(Post.platform, Post.state)
@@ -185,7 +229,7 @@ def _health(session: Session, app: App) -> dict[str, Any]:
             {
                 "name": name,
                 "configured": platform is not None,
-                "can_read": platform.limits().can_read if platform is not None else None,
+                "can_read": can_read.get(name) if platform is not None else None,
                 "outbox": states,
             }
         )
@@ -205,6 +249,7 @@ def _health(session: Session, app: App) -> dict[str, Any]:
 
 
 def dashboard(app: App) -> dict[str, Any]:
+    can_read = _can_read(app)
     with session_scope(app.factory) as session:
         stories = [
             {
@@ -228,10 +273,10 @@ def dashboard(app: App) -> dict[str, Any]:
             current = {
                 "title": story.title,
                 "status": str(story.status),
-                "round": _open_round(session, app, story, rnd) if rnd else None,
+                "round": _open_round(session, app, story, rnd, can_read) if rnd else None,
                 "episodes": [_making_of(session, e) for e in reversed(story.episodes)],
             }
-        health = _health(session, app)
+        health = _health(session, app, can_read)
     return {
         "stories": stories,
         "story": current,

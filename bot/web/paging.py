@@ -19,7 +19,17 @@ from bot.app import App
 from bot.platforms.local import LocalPlatform
 from story_state.db import session_scope
 from story_state.lifecycle import PostState
-from story_state.models import Credit, Episode, LocalLike, LocalPost, LocalVote, Post, Round, Story
+from story_state.models import (
+    Credit,
+    Episode,
+    LocalLike,
+    LocalPost,
+    LocalVote,
+    PollTally,
+    Post,
+    Round,
+    Story,
+)
 
 # ">= ''" and not "IS NOT NULL": SQLite's planner uses the unique index only for a range.
 BOT_POSTS: ColumnElement[bool] = LocalPost.idempotency_key >= ""
@@ -100,7 +110,8 @@ def marks(app: App, now: datetime) -> tuple[Any, ...]:
     """Numbers that change whenever anything the page shows does, read in one statement
     from indexes and small tables: the newest post, like and vote; the bot's posts and
     how many of its polls have closed by ``now``; episodes, rounds, the sent outbox, the
-    credits and the story's own line. No reply is read to get them."""
+    credits, the story's own line and the other platforms' stored poll readings. No reply is
+    read to get them."""
     bot = select(LocalPost.poll_closes_at).where(BOT_POSTS).subquery()
     sent = select(Post.sent_at).where(Post.platform == "local", Post.state == PostState.SENT)
     story = select(Story.status, Story.title).where(Story.slug == app.config.story.slug)
@@ -124,6 +135,15 @@ def marks(app: App, now: datetime) -> tuple[Any, ...]:
         one(select(func.count(Credit.id))),
         one(story.with_only_columns(Story.status)),
         one(story.with_only_columns(Story.title)),
+        # Votes read from the other platforms (a like moved from one option to another too).
+        *(
+            one(select(agg).where(PollTally.platform != "local"))
+            for agg in (
+                func.count(PollTally.id),
+                func.sum(PollTally.votes),
+                func.sum(PollTally.votes * PollTally.position),
+            )
+        ),
     ]
     with session_scope(app.factory) as session:
         return tuple(session.execute(select(*columns)).one())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bot.app import App
+from bot.loop import rounds
 from bot.operator.export import poster_for
 from bot.web import paging
 from bot.web.verdict import READ_STATES
@@ -66,14 +68,15 @@ def _episodes_by_post(app: App) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     with session_scope(app.factory) as session:
         rows = session.execute(
-            select(Post.remote_id, Post.kind, Episode, Round.status)
+            select(Post.remote_id, Post.kind, Episode, Round.status, Round.id)
             .join(Episode, Post.episode_id == Episode.id)
             .outerjoin(Round, Round.episode_id == Episode.id)
             .where(Post.platform == "local", Post.state == PostState.SENT)
             .options(selectinload(Episode.credits).selectinload(Credit.contributor))
         ).all()
-        for remote_id, kind, episode, round_status in rows:
+        for remote_id, kind, episode, round_status, round_id in rows:
             out[str(remote_id)] = {
+                "round_id": round_id,
                 "kind": kind,
                 "number": episode.number,
                 "title": episode.title,
@@ -132,9 +135,15 @@ def thread_version(app: App, now: datetime) -> str:
 
 
 def _shape(
-    p: dict[str, Any], info: dict[str, Any], root: Path, newest_poll: str | None, now: datetime
+    p: dict[str, Any],
+    info: dict[str, Any],
+    root: Path,
+    newest_poll: str | None,
+    now: datetime,
+    elsewhere: Elsewhere | None = None,
 ) -> dict[str, Any]:
-    """One post (the bot's or a reply) with what the page needs."""
+    """One post (the bot's or a reply) with what the page needs; a poll's votes add up the
+    sandbox's and those read from the other platforms (``elsewhere``)."""
     media = []
     for m in p["media"]:
         rel = _relative(root, str(m.get("path", "")))
@@ -152,22 +161,33 @@ def _shape(
         closes = p["poll"]["closes_at"]
         still_open = closes is not None and datetime.fromisoformat(closes) > now
         winner = p["poll"].get("winner")
-        options = [
-            {
-                "position": i,
-                # The whole option: a label fitted to the strictest platform loses words.
-                "label": o.get("text") or o["label"],
-                "votes": o["votes"],
-                "winner": i == winner,
-            }
-            for i, o in enumerate(p["poll"]["options"], start=1)
-        ]
+        other = elsewhere or Elsewhere()
+        options = []
+        for i, o in enumerate(p["poll"]["options"], start=1):
+            split = [("sandbox", o["votes"], "")] + [
+                (name, counts[i - 1] if i <= len(counts) else 0, f" ({at})" if at else "")
+                for name, counts, at in other.platforms
+            ]
+            options.append(
+                {
+                    "position": i,
+                    # The whole option: a label fitted to the strictest platform loses words.
+                    "label": o.get("text") or o["label"],
+                    "votes": sum(n for _, n, _ in split),
+                    "here": o["votes"],
+                    "split": " · ".join(f"{name} {n}{at}" for name, n, at in split)
+                    if other.platforms
+                    else "",
+                    "winner": i == winner,
+                }
+            )
         poll = {
             "options": options,
             "total": sum(o["votes"] for o in options),
             "closes_at": closes,
             "open": p["id"] == newest_poll and still_open and info.get("round_open", True),
             "winner": winner,
+            "not_counted": other.not_counted,
         }
     lines = [line for line in p["text"].split("\n") if line.strip()]
     episode = None
@@ -189,15 +209,66 @@ def _shape(
     }
 
 
+@dataclass(frozen=True)
+class Elsewhere:
+    """A round's votes on the platforms other than the sandbox: (platform, votes per option,
+    when they were read, "" once the round has closed), and those whose votes do not count."""
+
+    platforms: tuple[tuple[str, tuple[int, ...], str], ...] = ()
+    not_counted: tuple[str, ...] = ()
+
+
+def _elsewhere(app: App, meta: dict[str, dict[str, Any]]) -> dict[str, Elsewhere]:
+    """Local poll post id → the round's votes elsewhere: an open round's as the runner last
+    read them (stored, with their time; no platform is called), a closed one's as counted."""
+    round_ids = [m["round_id"] for m in meta.values() if m["kind"] == "poll" and m["round_id"]]
+    others = [name for name in app.platforms if name != "local"]
+    if not round_ids or not others:
+        return {}
+    with session_scope(app.factory) as session:
+        found = session.scalars(
+            select(Round)
+            .where(Round.id.in_(round_ids))
+            .options(selectinload(Round.tallies), selectinload(Round.options))
+        ).all()
+        by_round: dict[int, Elsewhere] = {}
+        for rnd in found:
+            stored = rounds.readings(rnd)
+            if rnd.status is RoundStatus.OPEN:
+                read = [
+                    (name, counts, rounds.read_at(at))
+                    for name, (counts, at) in stored.items()
+                    if name != "local"
+                ]
+            else:
+                counted = (rnd.decision or {}).get("per_platform") or {}
+                read = [(n, tuple(c), "") for n, c in counted.items() if n != "local"]
+            # Only a platform with no reading is asked whether it can read (its own limits).
+            silent = [n for n in others if n not in stored and n not in {r[0] for r in read}]
+            unread = [n for n in silent if not app.platforms[n].limits().can_read]
+            by_round[rnd.id] = Elsewhere(
+                tuple(sorted(read)), tuple(rounds.not_counted(n) for n in unread)
+            )
+    return {
+        post_id: by_round[m["round_id"]]
+        for post_id, m in meta.items()
+        if m["kind"] == "poll" and m["round_id"] in by_round
+    }
+
+
 def bot_view(app: App, now: datetime) -> dict[str, Any]:
     """The bot's posts and the top of the page, without a single reply: what a vote or a
     reply needs to know, and the frame the page hangs the replies in."""
     raw = paging.bot_posts(app)
     meta = _episodes_by_post(app)
+    elsewhere = _elsewhere(app, meta)
     root = app.runner.media_root.resolve()
     polls = [p["id"] for p in raw if p["poll"]]
     newest_poll = polls[-1] if polls else None
-    posts = [_shape(p, meta.get(p["id"], {}), root, newest_poll, now) for p in raw]
+    posts = [
+        _shape(p, meta.get(p["id"], {}), root, newest_poll, now, elsewhere.get(p["id"]))
+        for p in raw
+    ]
     return {
         "story": story_line(app),
         "posts": posts,

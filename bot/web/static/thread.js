@@ -100,6 +100,9 @@
       const li = poll.querySelector(`li[data-position="${o.position}"]`);
       if (!li) continue;
       li.querySelector("[data-votes]").textContent = String(o.votes);
+      // Votes per platform: the sandbox's and those read from the others, with their time.
+      const split = li.querySelector("[data-split]");
+      if (split) split.textContent = o.split;
       const meter = li.querySelector("meter");
       meter.max = Math.max(p.poll.total, 1);
       meter.value = o.votes;
