@@ -18,6 +18,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -45,6 +46,7 @@ def stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=1 << 16)  # grouping and then ranking a cluster read each text twice
 def tokens(text: str) -> frozenset[str]:
     words = [w.lower() for w in _WORD.findall(text)]
     content = [stem(w) for w in words if w not in STOPWORDS]

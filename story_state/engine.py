@@ -85,13 +85,20 @@ def cluster_suggestions(
         authors = tuple(dict.fromkeys(m.author for m in members))
         raw = sum(m.likes + m.boosts for m in members)
         engagement = sum((m.likes + m.boosts) * scale[m.platform] for m in members)
-        central = centrality([m.text for m in members])
-        best = members[
-            max(
-                range(len(members)),
-                key=lambda i: (*central[i], members[i].likes + members[i].boosts, -members[i].id),
-            )
-        ]
+        if len(members) == 1:
+            best = members[0]  # most clusters of a busy round: nothing to choose between
+        else:
+            central = centrality([m.text for m in members])
+            best = members[
+                max(
+                    range(len(members)),
+                    key=lambda i: (
+                        *central[i],
+                        members[i].likes + members[i].boosts,
+                        -members[i].id,
+                    ),
+                )
+            ]
         support = round(len(authors) + engagement, 3)
         clusters.append(
             Cluster(
