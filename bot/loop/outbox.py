@@ -113,6 +113,7 @@ def outgoing(row: Post, in_reply_to: str | None) -> OutgoingPost:
         poll=Poll(tuple(poll["options"]), datetime.fromisoformat(poll["closes_at"]))
         if poll
         else None,
+        not_before=row.created_at,
     )
 
 

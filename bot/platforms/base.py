@@ -45,6 +45,9 @@ class OutgoingPost:
     in_reply_to: str | None = None
     media: tuple[Media, ...] = ()
     poll: Poll | None = None
+    # When the post was first meant (its outbox row's creation): no earlier status can be an
+    # attempt of it, so a status with the same text made before then is someone else's.
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from mastodon.errors import (
 
 from bot.cli.login import login, write_env_var
 from bot.platforms.base import Limits, Media, OutgoingPost, Poll, PostRef
+from bot.platforms.mastodon import adapter as mastodon_adapter
 from bot.platforms.mastodon.adapter import MastodonPlatform, make_client
 from bot.platforms.mastodon.caps import guess_software, parse_version
 from bot.platforms.mastodon.text import comparable, html_to_text
@@ -451,11 +452,35 @@ def test_publishing_twice_makes_one_status(tmp_path: Path, episode: Path, ignore
         assert sorted(s.id for s in mine) == sorted([first.remote_id, poll.remote_id])
         assert mock.seen.count("POST /api/v2/media") == 1
         if not ignore_key:
-            # Short root posts are not looked up (they may repeat): the key alone holds them.
+            # A short root post with no outbox time is not looked up (such words repeat): the
+            # key alone holds it.
             short = OutgoingPost("salt:note", "Back soon.")
             assert again.publish(short) == MastodonPlatform(mock.base_url, "alice_token").publish(
                 short
             )
+
+
+def test_a_short_root_post_is_found_again_by_its_time_not_its_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that ignores Idempotency-Key, a short root post whose answer was lost: the
+    retry finds it (made after its outbox row), while the same words posted before are not
+    taken for it."""
+    # The server's clock is this machine's: no skew to allow for, and no minutes to wait.
+    monkeypatch.setattr(mastodon_adapter, "_CLOCK_SKEW", timedelta(0))
+    with MockMastodon(tmp_path, ignore_idempotency=True) as mock:
+        alice = mock.client("alice")
+        older = alice.status_post("Back soon.")
+        time.sleep(0.05)
+        meant = datetime.now(UTC)  # the outbox row is younger than ``older``
+        post = OutgoingPost("salt:note", "Back soon.", not_before=meant)
+        first = MastodonPlatform(mock.base_url, "alice_token").publish(post)
+        assert first.remote_id != str(older.id)
+        # The answer was lost; a restarted process publishes the row again.
+        again = MastodonPlatform(mock.base_url, "alice_token").publish(post)
+        assert again == first
+        mine = [s for s in alice.account_statuses(alice.me().id, limit=40)]
+        assert sorted(str(s.id) for s in mine) == sorted([str(older.id), first.remote_id])
 
 
 @pytest.mark.parametrize(

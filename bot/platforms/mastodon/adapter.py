@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
 from urllib.parse import urlparse
@@ -58,6 +58,8 @@ REQUEST_TIMEOUT_S = 60.0  # per connect/read, not per upload
 _API_LEVEL = (4, 0, 0)
 _LOOKUP_LIMIT = 40  # the account's own recent statuses searched for an earlier attempt
 _UNIQUE_TEXT = 40  # root posts at least this long are looked up too
+# How far the server's clock may be behind ours when it dates an earlier attempt.
+_CLOCK_SKEW = timedelta(minutes=2)
 _REFRESH_RETRIES = 2
 _REFRESH_BUDGET_S = 3.0
 _CAPS_RETRY_S = 60.0
@@ -251,7 +253,11 @@ class MastodonPlatform:
         caps = self.capabilities()
         # A restarted process cannot know whether its last attempt landed, and not every
         # server honours Idempotency-Key: look for the post before making it again.
-        if post.in_reply_to is not None or len(comparable(post.text)) >= _UNIQUE_TEXT:
+        if (
+            post.in_reply_to is not None
+            or post.not_before is not None
+            or len(comparable(post.text)) >= _UNIQUE_TEXT
+        ):
             found = self._find_existing(post)
             if found is not None:
                 log.info("%s is already posted as %s", post.idempotency_key, found.remote_id)
@@ -326,8 +332,13 @@ class MastodonPlatform:
                 continue
             if as_str(get(status, "in_reply_to_id")) != parent:
                 continue
-            if comparable(html_to_text(as_str(get(status, "content")))) == text:
-                return self._ref(status)
+            if comparable(html_to_text(as_str(get(status, "content")))) != text:
+                continue
+            if post.not_before is not None:
+                made = as_utc(get(status, "created_at"), post.not_before)
+                if made < post.not_before - _CLOCK_SKEW:
+                    continue  # the same words, posted before this post was meant: not ours
+            return self._ref(status)
         return None
 
     # -- reading --------------------------------------------------------------------
