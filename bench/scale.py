@@ -32,9 +32,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.redis_server import running_redis
 from bot.config import database_url, load_config
 from bot.workers.queue import TASK_NAME, make_celery
+from chaos.redis_server import running_redis
 from story_state import migrate
 from story_state.db import make_engine, session_factory, session_scope
 from story_state.lifecycle import EpisodeState, StoryStatus

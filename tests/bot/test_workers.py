@@ -31,11 +31,11 @@ from bot.workers.queue import (
     queue_for,
     with_password,
 )
+from chaos.redis_server import RedisServer, RedisUnavailable, running_redis
 from story_state.db import make_engine, session_factory, session_scope
 from story_state.lifecycle import EpisodeState, PostState
 from story_state.models import Episode, LocalPost, Post
 from tests.bot.conftest import small_config, write_config
-from tests.redis_server import RedisServer, RedisUnavailable, running_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""A throwaway Redis server for tests: started on 127.0.0.1 and a free port, then removed."""
+"""A throwaway Redis for tests and the worker bench: 127.0.0.1, a free port, then removed."""
 
 from __future__ import annotations
 
