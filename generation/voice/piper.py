@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from generation.files import atomic_output
 from generation.voice.base import Speech, Voice
+from generation.voice.roles import split_voices
 from generation.voice.treatment import text_seed
 from story_state.errors import BackendUnavailable, GenerationError
 
@@ -43,11 +44,9 @@ PEAK: Final = 0.9  # the narration is scaled to this peak (the clip levels it af
 MAX_PITCH: Final = 12.0  # semitones either way
 LENGTH_RANGE: Final = (0.5, 2.0)
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
-_QUOTES: Final = {'"': '"', "“": "”", "«": "»", "„": "“"}
 _SEED_LOCK = threading.Lock()  # onnxruntime's seed is process-wide: set it and use it at once
 
 Audio = NDArray[np.float32]
-Segment = tuple[str | None, str]  # (character name or None for the narrator, words)
 
 
 def _import(name: str) -> Any:
@@ -327,50 +326,6 @@ def resample(audio: Audio, size: int) -> Audio:
     spectrum = np.fft.rfft(audio.astype(np.float64))
     out = np.fft.irfft(spectrum, size) * (size / audio.size)
     return out.astype(np.float32)
-
-
-def split_voices(text: str, roles: Mapping[str, object]) -> list[Segment]:
-    """Cut narration into (character or None, words) runs for the characters in ``roles``.
-
-    The same rules as the Coqui voice: ``NAME: words`` at the start of a line gives the rest
-    of the line to NAME, ``NAME: "words"`` anywhere gives the quoted words; names match whole
-    words, ignoring case, and the ``NAME:`` label is not spoken.
-    """
-    by_key = {n.casefold(): n for n in roles if n}
-    segments: list[Segment] = []
-
-    def add(who: str | None, words: str) -> None:
-        words = " ".join(words.split())
-        if not words:
-            return
-        if segments and segments[-1][0] == who:
-            segments[-1] = (who, f"{segments[-1][1]} {words}")
-        else:
-            segments.append((who, words))
-
-    if not by_key:
-        add(None, text)
-        return segments
-    names = "|".join(re.escape(n) for n in sorted(by_key, key=len, reverse=True))
-    label = re.compile(rf"(?<!\w)({names})\s*:\s*", re.IGNORECASE)
-    for line in text.splitlines():
-        pos = 0
-        for match in label.finditer(line):
-            if match.start() < pos:
-                continue
-            who, after = by_key[match.group(1).casefold()], match.end()
-            close = _QUOTES.get(line[after : after + 1])
-            end = line.find(close, after + 1) if close else -1
-            if end > after:
-                add(None, line[pos : match.start()])
-                add(who, line[after + 1 : end])
-                pos = end + 1
-            elif not line[pos : match.start()].strip():
-                add(who, line[after:].strip().strip('"“”«»„'))
-                pos = len(line)
-                break
-        add(None, line[pos:])
-    return segments
 
 
 __all__ = ["INSTALL", "PiperModel", "PiperVoice", "bundled_voice", "load_model", "split_voices"]
