@@ -23,7 +23,7 @@ help:
 	@echo "make test   - install everything the tests need (apt, venv, CPU torch) and run them"
 	@echo "make check  - ruff (lint + format check), mypy --strict and the import contracts"
 	@echo "make demo   - a 3-episode offline story with a simulated audience in ./demo-out"
-	@echo "make chaos  - SIGKILL storybot run 30 times in a 5-round story (sandbox, mastodon-mock, Takahe)"
+	@echo "make chaos  - SIGKILL storybot run 30 times in a 5-round story (sandbox, mastodon-mock, Takahe, Bluesky)"
 	@echo "make bench  - render/size/memory/harvest/worker figures into bench/results.json"
 	@echo "make bench-check - the same, and fail on any missed target"
 
@@ -106,15 +106,18 @@ bench-check: apt-test venv-test
 
 # Exactly-once under crashes: 30 seeded SIGKILLs (timed, and at failpoints such as between
 # "post sent" and "remote id stored") over a 5-round story: in the sandbox on SQLite and on a
-# throwaway PostgreSQL, then on mastodon-mock with Idempotency-Key off and on a real Takahe
-# (../shared/servers/takahe), counted on each server's record. One seed, printed first;
+# throwaway PostgreSQL, then on mastodon-mock with Idempotency-Key off, on a real Takahe
+# (../shared/servers/takahe) and on a real Bluesky network (../shared/servers/bluesky: no
+# idempotency key there, only record keys derived from the outbox key), counted on each
+# server's own record (on Bluesky the PDS's listRecords). One seed, printed first;
 # `make chaos CHAOS_SEED=N` replays a run. Every platform runs even when one fails.
 # `make test` runs a short form (tests/test_chaos.py).
 ifndef CHAOS_SEED
 CHAOS_SEED := $(shell echo $$RANDOM)
 endif
 chaos: apt-test venv-test
-	@rc=0; for run in "--db sqlite" "--db postgres" "--platform mastodon-mock" "--platform takahe"; do \
+	@rc=0; for run in "--db sqlite" "--db postgres" "--platform mastodon-mock" "--platform takahe" \
+		"--platform bluesky"; do \
 		$(BIN)/python -m chaos.harness $$run --kills 30 --rounds 5 --seed $(CHAOS_SEED) || rc=1; \
 	done; exit $$rc
 

@@ -1,23 +1,25 @@
 """Kill `storybot run` with SIGKILL at seeded random points, restart it, then check everything.
 
-    python -m chaos.harness --platform local|mastodon-mock|takahe --db sqlite|postgres \
-        --kills 30 --rounds 5 --seed S
+    python -m chaos.harness --platform local|mastodon-mock|takahe|bluesky \
+        --db sqlite|postgres --kills 30 --rounds 5 --seed S
 
-A story of ``rounds`` rounds (``rounds + 1`` episodes) runs on one platform: the local
-sandbox, mastodon-mock with Idempotency-Key switched off (chaos/mastodon.py), or a real Takahe
-(chaos/takahe.py), which ignores it too. Each life of the runner ends as the seeded plan says
-(chaos/plan.py): SIGKILL from outside after a random delay, or SIGKILL from inside at a
-failpoint (mid-render, between "post sent" and "remote id stored", …). The followers reply,
-like and vote on the platform itself in every round, and rounds are closed with `storybot
-round close` (or, to crash the runner while it closes one, by making the round due). When the
-plan is used up a last runner finishes the story and is stopped with SIGTERM. Then the
-database's own checks run (chaos/checks.py), and the server's record is compared with the
-database (chaos/record.py): that is where duplicates, losses and divergence are counted.
+A story of ``rounds`` rounds (``rounds + 1`` episodes) runs on one platform: the local sandbox,
+mastodon-mock with Idempotency-Key switched off (chaos/mastodon.py), a real Takahe
+(chaos/takahe.py), which ignores it too, or a real AT Protocol network (chaos/bluesky.py),
+which has no idempotency key at all: there the record keys the adapter derives from the outbox
+key are all that stands between a killed runner and a second post. Each life of the runner ends
+as the seeded plan says (chaos/plan.py): SIGKILL from outside after a random delay, or SIGKILL
+from inside at a failpoint (mid-render, between "post sent" and "remote id stored", …). The
+followers reply, like and vote on the platform itself in every round, and rounds are closed
+with `storybot round close` (or, to crash the runner while it closes one, by making the round
+due). When the plan is used up a last runner finishes the story and is stopped with SIGTERM.
+Then the database's own checks run (chaos/checks.py), and the server's record is compared with
+the database (chaos/record.py): that is where duplicates, losses and divergence are counted.
 Last, the same story (same seed, the followers' recorded actions replayed) runs once more
 in-process on the sandbox with no kills, and its beats and winners must be the chaotic run's.
-The seed and the plan are printed first: the same seed replays the same plan; the last line
-is ``chaos[PLATFORM]: kills=N duplicates=0 lost=0 diverged=0 wall=Ts``. A failed tick or a
-crashed `round close` is a violation unless ``--lenient``.
+The seed and the plan are printed first: the same seed replays the same plan; the last line is
+``chaos[PLATFORM]: kills=N duplicates=0 lost=0 diverged=0 wall=Ts``. A failed tick or a crashed
+`round close` is a violation unless ``--lenient``.
 """
 
 from __future__ import annotations
@@ -44,9 +46,8 @@ from chaos.audience import Act, Audience, OpenRound, open_round, perform
 from chaos.checks import Outcome, check_story, diverged, outcome
 from chaos.plan import Kill, make_plan
 from chaos.record import compare
-from chaos.remote import ApiServer, RemoteWorld
 from chaos.report import ChaosReport, summarise
-from chaos.world import LocalWorld, World
+from chaos.world import LocalWorld, Server, World
 from story_state.db import make_engine, session_factory, session_scope
 from story_state.lifecycle import PostState, StoryStatus
 from story_state.models import Episode, Post, Story
@@ -83,19 +84,19 @@ class Harness:
         seed: int,
         out: TextIO,
         *,
-        server: ApiServer | None = None,
+        server: Server | None = None,
         lenient: bool = False,
     ) -> None:
         self.workdir, self.rounds, self.out, self.lenient = workdir, rounds, out, lenient
         self.seed = seed
         self.server = server
         self.plan = make_plan(kills, rounds, seed)
-        lines = server.config_lines() if server is not None else ()
+        lines = server.config_lines(workdir) if server is not None else ()
         self.config = procs.write_config(workdir, url, rounds, seed, lines)
         self.env = server.env() if server is not None else {}
         self.engine = make_engine(url)
         self.factory = session_factory(self.engine)
-        self.world: World = RemoteWorld(server) if server is not None else LocalWorld(self.factory)
+        self.world: World = server.world() if server is not None else LocalWorld(self.factory)
         db = "postgres" if url.startswith("postgres") else url.split(":")[0].split("+")[0]
         label = self.world.label + ("" if db == "sqlite" else f"+{db}")
         self.audience = Audience(self.factory, self.world, seed)
@@ -381,12 +382,13 @@ def run_chaos(
     seed: int,
     out: TextIO = sys.stdout,
     deadline_s: float = 1200.0,
-    server: ApiServer | None = None,
+    server: Server | None = None,
     lenient: bool = False,
 ) -> ChaosReport:
     """Run the whole harness against the database at ``url``; prints as it goes.
 
-    The story goes to ``server`` (a Mastodon-API server), else to the local sandbox.
+    The story goes to ``server`` (a Mastodon-API server, a Bluesky network), else to the local
+    sandbox.
     ``lenient`` lets crashes that broke no guarantee (a `round close` traceback, a failed
     tick) pass; by default they are violations.
     """
@@ -403,10 +405,10 @@ def run_chaos(
     return report
 
 
-PLATFORMS = ("local", "mastodon-mock", "takahe")
+PLATFORMS = ("local", "mastodon-mock", "takahe", "bluesky")
 
 
-def _server(platform: str, workdir: Path, stack: ExitStack) -> ApiServer | None:
+def _server(platform: str, workdir: Path, stack: ExitStack) -> Server | None:
     if platform == "mastodon-mock":
         from chaos.mastodon import running_mock
 
@@ -415,6 +417,10 @@ def _server(platform: str, workdir: Path, stack: ExitStack) -> ApiServer | None:
         from chaos.takahe import running_takahe
 
         return stack.enter_context(running_takahe(workdir / "takahe"))
+    if platform == "bluesky":
+        from chaos.bluesky import running_bluesky
+
+        return stack.enter_context(running_bluesky(workdir / "bluesky"))
     return None
 
 

@@ -1,7 +1,8 @@
 """The server's record against the story's database: duplicates, losses and divergence.
 
 Everything here starts from what the platform shows (chaos/world.py), never from the bot's
-tables alone:
+tables alone (on Bluesky a status is one post's records folded together: its head, the rest
+of its caption, a question's option replies; see chaos/bluesky.py):
 
 - duplicates: bot statuses that answer the same status with the same text, or more bot
   statuses than the story has posts (2 per episode, the last one's clip only), or a tally

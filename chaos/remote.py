@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mastodon import Mastodon
 
 from bot.platforms.mastodon.text import html_to_text
-from chaos.world import Status
+from chaos.world import Status, World
 
 TOKEN_ENV = "STORYBOT_CHAOS_MASTODON_TOKEN"  # how the bot's children get the bot's token
 
@@ -44,7 +45,7 @@ class ApiServer:
             request_timeout=30,
         )
 
-    def config_lines(self) -> list[str]:
+    def config_lines(self, workdir: Path) -> list[str]:
         """The bot's platform settings for this server (its token comes from TOKEN_ENV)."""
         return [
             "[platforms.local]",
@@ -57,6 +58,9 @@ class ApiServer:
 
     def env(self) -> dict[str, str]:
         return {TOKEN_ENV: self.tokens[self.bot]}
+
+    def world(self) -> World:
+        return RemoteWorld(self)
 
 
 def probe_idempotency(server: ApiServer, actor: str = "carol") -> bool:

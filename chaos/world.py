@@ -3,7 +3,9 @@
 The chaos checks judge the story by what the server holds (the bot account's statuses, the
 replies to them, the polls' vote counts), never by the bot's own tables alone. A ``World`` is
 one platform seen from outside: the local sandbox (its own tables, which the bot writes only
-through its adapter), or a Mastodon-API server read and written over HTTP (chaos/remote.py).
+through its adapter), a Mastodon-API server read and written over HTTP (chaos/remote.py), or
+an AT Protocol network read from its repositories (chaos/bluesky.py). A ``Server`` is such a
+server while it runs: how the bot is configured for it, and its world.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select
@@ -21,7 +24,7 @@ from story_state.db import session_scope
 from story_state.models import LocalLike, LocalPost, LocalVote
 
 # The followers: every server the harness runs against has these accounts (Takahe's kit makes
-# them for the test session), plus the bot's own.
+# them for the test session), plus the bot's own. On Bluesky "cy" is cyd.test (chaos/bluesky.py).
 FOLLOWERS = ("ana", "ben", "cy", "bob", "carol")
 
 
@@ -42,8 +45,8 @@ class Status:
 class World(Protocol):
     """One platform as the followers and the final checks see it."""
 
-    platform: str  # the bot's name for it: "local" or "mastodon"
-    label: str  # the summary's name for it: "local", "mastodon-mock", "takahe"
+    platform: str  # the bot's name for it: "local", "mastodon" or "bluesky"
+    label: str  # the summary's name for it: "local", "mastodon-mock", "takahe", "bluesky"
 
     def bot_statuses(self) -> list[Status]:
         """Every status the bot account made since this world was opened."""
@@ -61,6 +64,29 @@ class World(Protocol):
 
     def vote(self, actor: str, poll_status: str, position: int) -> None:
         """``actor`` votes for option ``position`` (1-based) of the poll in ``poll_status``."""
+        ...
+
+
+class Server(Protocol):
+    """A running server the story goes to instead of the sandbox, with the bot's account."""
+
+    @property
+    def label(self) -> str: ...
+
+    def config_lines(self, workdir: Path) -> list[str]:
+        """The bot's TOML platform settings for this server (secrets come from ``env()``)."""
+        ...
+
+    def env(self) -> dict[str, str]:
+        """The environment the bot's processes need: the account's token or password."""
+        ...
+
+    def notes(self) -> list[str]:
+        """Lines for the report, read when it is written."""
+        ...
+
+    def world(self) -> World:
+        """The server as the followers and the final checks see it."""
         ...
 
 

@@ -1,11 +1,12 @@
 """Exactly-once under crashes: the chaos harness's short form, its plan, and the failpoints.
 
 The full run is `make chaos` (30 kills, 5 rounds: the sandbox on SQLite and PostgreSQL,
-mastodon-mock with Idempotency-Key off, a real Takahe). Here: 6 kills over 3 rounds in the
-sandbox on each database, and 6 kills over 2 rounds on mastodon-mock without idempotency and on
-the test session's Takahe. Duplicates, losses and divergence are counted on each server's own
-record. The seed is random unless STORYBOT_CHAOS_SEED names one, and is printed (and repeated
-in any failure) so a failing run can be replayed exactly.
+mastodon-mock with Idempotency-Key off, a real Takahe, a real Bluesky network). Here: 6 kills
+over 3 rounds in the sandbox on each database, and 6 kills over 2 rounds on mastodon-mock
+without idempotency, on a Takahe and on a Bluesky network of this module's own. Duplicates,
+losses and divergence are counted on each server's own record. The seed is random unless
+STORYBOT_CHAOS_SEED names one, and is printed (and repeated in any failure) so a failing run
+can be replayed exactly.
 """
 
 from __future__ import annotations
@@ -24,16 +25,17 @@ from sqlalchemy import select
 
 from bot.loop import failpoints
 from bot.loop.failpoints import POINTS, Failpoint, FailpointError
+from chaos import bluesky as chaos_bluesky
 from chaos.audience import Ledger
 from chaos.harness import run_chaos
 from chaos.mastodon import running_mock
 from chaos.plan import CLOSE_PHASE, MUST, make_plan
 from chaos.record import compare
-from chaos.remote import ApiServer
 from chaos.takahe import server_of
-from chaos.world import LocalWorld
+from chaos.world import LocalWorld, Server
 from story_state.db import make_engine, session_factory, session_scope
 from story_state.models import LocalPost, Post, Suggestion
+from tests.bot.bluesky import Bluesky, running_bluesky
 from tests.bot.takahe import Takahe, running_takahe
 
 
@@ -43,6 +45,14 @@ def takahe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Takahe]:
     server, which other tests' stories (and the contract suite's clean-ups) would muddle."""
     with running_takahe(tmp_path_factory.mktemp("takahe")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def bluesky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bluesky]:
+    """A Bluesky network of this module's own, for the same reason: the bot's whole repo is
+    judged. A kit that cannot start fails the test (tests/bot/bluesky.py)."""
+    with running_bluesky(tmp_path_factory.mktemp("bluesky")) as network:
+        yield network
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +139,7 @@ def _short_run(
     label: str,
     rounds: int,
     replay: str,
-    server: ApiServer | None = None,
+    server: Server | None = None,
 ) -> None:
     seed = _seed()
     out = io.StringIO()
@@ -247,3 +257,27 @@ def test_short_chaos_run_on_takahe(
     _short_run(
         sqlite_url, tmp_path, label="takahe", rounds=2, replay="--platform takahe", server=server
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(TIMEOUT_S)
+def test_short_chaos_run_on_bluesky(
+    tmp_path: Path, sqlite_url: str, request: pytest.FixtureRequest
+) -> None:
+    """No idempotency key at all: only the record keys the adapter derives from the outbox key
+    keep a retried post from landing twice. The record is the PDS's own (listRecords)."""
+    network: Bluesky = request.getfixturevalue("bluesky")
+    server = chaos_bluesky.server_of(network.pds, network.appview, network.accounts)
+    try:
+        server.reset()  # STORYBOT_BLUESKY_JSON may name a network with an earlier story
+        assert server.world().bot_statuses() == []
+        _short_run(
+            sqlite_url,
+            tmp_path,
+            label="bluesky",
+            rounds=2,
+            replay="--platform bluesky",
+            server=server,
+        )
+    finally:
+        server.close()
