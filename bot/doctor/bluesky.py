@@ -23,7 +23,8 @@ from story_state.errors import PlatformError
 AREA = "bluesky"
 VOTES = (
     "votes are likes on the question's option replies, one a person (only the first like "
-    "counts); likes are public, so blocked accounts' votes are left out too"
+    "counts); likes are public, so votes of blocked accounts and of handles under "
+    "blocked_domains are left out too"
 )
 STILL_INSTEAD = "the clip's still is posted instead, the narration as its alt text"
 
