@@ -155,7 +155,12 @@ def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Pe
         session.execute(
             insert(Contributor),
             [
-                {"platform": c.platform, "handle": c.handle, "display_name": c.display_name}
+                {
+                    "platform": c.platform,
+                    "handle": c.handle,
+                    "display_name": c.display_name,
+                    "blocked": False,
+                }
                 for c in new
             ],
         )
@@ -260,7 +265,7 @@ def harvest(
                     **verdict,
                 }
             )
-        session.execute(insert(Suggestion), rows)
+        session.execute(insert(Suggestion), rows)  # one executemany
     if complete_for is not None:
         _withdraw_deleted(session, episode.round.id, complete_for, replies)
     session.flush()
