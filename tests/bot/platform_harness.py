@@ -190,7 +190,7 @@ class TakaheHarness(Harness):
         self.takahe.client(user).status_favourite(target.remote_id)
 
     def delete(self, ref: PostRef) -> None:
-        self.takahe.client("storybot").status_delete(ref.remote_id)
+        self.takahe.delete("storybot", ref.remote_id)
 
     def bot_posts(self) -> int:
         return len(self.takahe.statuses_of("storybot"))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mastodon import Mastodon
+from mastodon import Mastodon, MastodonNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
 KIT = Path(os.environ.get("STORYBOT_TAKAHE_KIT", ROOT.parent / "shared" / "servers" / "takahe"))
@@ -50,6 +50,31 @@ class Takahe:
             mastodon_version="4.0.0",
             request_timeout=30,
         )
+
+    def delete(self, name: str, status_id: str, *, settle_s: float = 1.5) -> None:
+        """``name`` deletes a status, and it stays deleted.
+
+        Takahe's background worker fans a new post out and then forces its state to
+        ``fanned_out``; a delete that lands while it works is overwritten, and the post comes
+        back. So the delete is repeated until the post has been gone for ``settle_s``."""
+        client = self.client(name)
+        deadline = time.monotonic() + 60
+        gone_since: float | None = None
+        while time.monotonic() < deadline:
+            try:
+                client.status(status_id)
+            except MastodonNotFoundError:
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since >= settle_s:
+                    return
+            else:
+                gone_since = None
+                try:
+                    client.status_delete(status_id)
+                except MastodonNotFoundError:
+                    pass
+            time.sleep(0.25)
+        raise AssertionError(f"Takahe status {status_id} keeps coming back after deletion")
 
     def statuses_of(self, name: str) -> list[dict[str, Any]]:
         """Every status the account has on the server, newest first (all pages)."""
