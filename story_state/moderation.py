@@ -6,6 +6,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from story_state.injection import instructions_reason
 from story_state.text import clean_text, read_reply, reject_reason, shorten
@@ -73,23 +74,37 @@ def moderate(raw: str, author_handle: str, rules: Rules, *, is_html: bool = Fals
     story ("ignore all previous instructions", "SYSTEM:", "<|im_start|>") is rejected with
     the reason "instructions to the bot (...)", whatever writer would have read it.
     """
+    if len(raw) <= _CACHED_LENGTH:
+        judged = _judge_remembered(raw, rules, is_html)
+    else:
+        judged = _judge(raw, rules, is_html)
+    blocked = _blocked(author_handle, rules)
+    if blocked is not None:
+        return Verdict(judged.text, accepted=False, reason=blocked)
+    return judged
+
+
+# A busy round repeats itself ("Open the hatch!" from a hundred people): a short reply's
+# verdict is remembered by its text and the rules (a changed blocklist is other rules). Long
+# replies are judged afresh, so the cache holds at most _CACHED_LENGTH × maxsize characters.
+_CACHED_LENGTH = 2000
+
+
+def _judge(raw: str, rules: Rules, is_html: bool) -> Verdict:
+    """The verdict on the text alone (who wrote it is ``_blocked``'s concern)."""
     reading = read_reply(raw, is_html=is_html)
     # Judge the whole reply, not the part kept: cut at a word, a 50 KB reply ends just under
     # max_length and slipped past the length rule (and a blocked word past the cut, too).
     whole = clean_text(reading.text, max_length=sys.maxsize)
     text = shorten(whole, rules.max_length)
-    reason = (
-        _blocked(author_handle, rules)
-        or reject_reason(
-            raw,
-            whole,
-            blocklist=rules.blocklist,
-            max_length=rules.max_length,
-            own_handles=rules.own_handles,
-            reading=reading,
-        )
-        or instructions_reason(whole)
-    )
+    reason = reject_reason(
+        raw,
+        whole,
+        blocklist=rules.blocklist,
+        max_length=rules.max_length,
+        own_handles=rules.own_handles,
+        reading=reading,
+    ) or instructions_reason(whole)
     if reason is not None:
         return Verdict(text, accepted=False, reason=reason)
     flag = contradiction(text, rules.canon)
@@ -98,3 +113,6 @@ def moderate(raw: str, author_handle: str, rules: Rules, *, is_html: bool = Fals
     if rules.approval_mode:
         return Verdict(text, accepted=False, pending=True, flag="awaiting approval")
     return Verdict(text, accepted=True)
+
+
+_judge_remembered = lru_cache(maxsize=8192)(_judge)

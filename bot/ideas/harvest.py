@@ -11,9 +11,9 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from re import Pattern
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Row, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, insert, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from bot.config import ModerationSettings
@@ -85,12 +85,21 @@ def contributor(session: Session, platform: str, handle: str, name: str) -> Cont
 
 
 def _new_contributor(platform: str, handle: str, name: str) -> Contributor:
+    return Contributor(platform=platform, handle=handle, display_name=_display_name(handle, name))
+
+
+def _display_name(handle: str, name: str) -> str:
     # A display name is shown in credits and handed to the writer: one that reads as
     # instructions to the bot is replaced by the handle.
     if not name or instructions_reason(name) is not None:
-        name = handle
-    return Contributor(platform=platform, handle=handle, display_name=name)
+        return handle
+    return name
 
+
+# The tables, for Core inserts: the ORM's bulk insert leaves out a row's None values, so
+# rows with and without (say) a reject reason split one executemany into hundreds.
+_CONTRIBUTORS = cast(Table, Contributor.__table__)
+_SUGGESTIONS = cast(Table, Suggestion.__table__)
 
 # Rows looked up per IN (...) query: well under SQLite's and PostgreSQL's parameter limits.
 _CHUNK = 500
@@ -151,17 +160,16 @@ def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Pe
         if key not in found:
             missing.setdefault(key, reply.author_name)
     if missing:
-        new = [_new_contributor(p, h, name) for (p, h), name in missing.items()]
         session.execute(
-            insert(Contributor),
+            insert(_CONTRIBUTORS),
             [
                 {
-                    "platform": c.platform,
-                    "handle": c.handle,
-                    "display_name": c.display_name,
+                    "platform": platform,
+                    "handle": handle,
+                    "display_name": _display_name(handle, name),
                     "blocked": False,
                 }
-                for c in new
+                for (platform, handle), name in missing.items()
             ],
         )
         load(_by_platform(missing))
@@ -265,7 +273,7 @@ def harvest(
                     **verdict,
                 }
             )
-        session.execute(insert(Suggestion), rows)  # one executemany
+        session.execute(insert(_SUGGESTIONS), rows)
     if complete_for is not None:
         _withdraw_deleted(session, episode.round.id, complete_for, replies)
     session.flush()

@@ -14,7 +14,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,10 +69,8 @@ class Takahe:
                     return
             else:
                 gone_since = None
-                try:
+                with suppress(MastodonNotFoundError):  # gone meanwhile
                     client.status_delete(status_id)
-                except MastodonNotFoundError:
-                    pass
             time.sleep(0.25)
         raise AssertionError(f"Takahe status {status_id} keeps coming back after deletion")
 

@@ -78,3 +78,22 @@ def test_approval_mode_holds_everything_clean() -> None:
     verdict = moderate("The miners rebel", "ana", rules)
     assert not verdict.accepted and verdict.pending and verdict.flag == "awaiting approval"
     assert moderate("", "ana", rules).reason == "empty after cleaning"  # rejected, not queued
+
+
+def test_a_remembered_verdict_follows_the_rules_and_the_author() -> None:
+    """Short replies' verdicts are cached by text and rules: a new blocklist, approval mode or
+    a blocked author must still change the verdict on the very same text."""
+    text = "<p>The miners sell the moon</p>"
+    assert moderate(text, "ana", Rules(), is_html=True).accepted
+    stricter = Rules(blocklist=compile_blocklist(["sell"]))
+    assert moderate(text, "ana", stricter, is_html=True).reason == "blocked word"
+    assert moderate(text, "ana", Rules(approval_mode=True), is_html=True).pending
+    banned = Rules(blocked_accounts=frozenset({"troll"}))
+    assert moderate(text, "troll", banned, is_html=True).reason == "blocked account"
+    assert moderate(text, "ana", banned, is_html=True).accepted
+    # A long reply is judged afresh each time (not kept in memory), by the same rules.
+    long = "<p>" + "The miners sell the moon, crater by crater. " * 60 + "</p>"
+    roomy = Rules(max_length=5000)
+    assert moderate(long, "ana", roomy, is_html=True).accepted
+    roomy_and_strict = Rules(blocklist=stricter.blocklist, max_length=5000)
+    assert moderate(long, "ana", roomy_and_strict, is_html=True).reason == "blocked word"
