@@ -35,6 +35,7 @@ DRIFT_MARGIN = 0.1  # a link must stay within this of the cluster's first idea
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ions", "ion", "ers", "er", "ed", "es", "s", "ly")
 
 
+@lru_cache(maxsize=1 << 16)  # a round's vocabulary is small next to its word count
 def stem(word: str) -> str:
     """A deliberately light stemmer: enough to meet "rebellion"/"rebel", "mining"/"miners"."""
     for suffix in _SUFFIXES:
@@ -110,20 +111,27 @@ def group_texts(
         return i
 
     index: dict[str, list[int]] = defaultdict(list)  # prefix token → earlier nodes
+    sizes = [len(s) for s in distinct]
     for i, s in enumerate(distinct):
+        size = sizes[i]
         ordered = sorted(s, key=lambda tok: (freq[tok], tok))
-        prefix = ordered[: len(ordered) - math.ceil(threshold * len(ordered)) + 1]
-        low, high = threshold * len(s), len(s) / threshold
+        prefix = ordered[: size - math.ceil(threshold * size) + 1]
+        low, high = threshold * size, size / threshold
         seen: set[int] = set()
         checks = 0
         for tok in prefix:
-            for j in index[tok][-MAX_CHECKS:]:  # the most recent ideas sharing this token
+            bucket = index[tok]
+            for j in bucket[-MAX_CHECKS:] if len(bucket) > MAX_CHECKS else bucket:
+                # the most recent ideas sharing this token
                 checks += 1
                 if j in seen:
                     continue
                 seen.add(j)
-                other = distinct[j]
-                if low <= len(other) <= high and jaccard(s, other) >= threshold:
+                other = sizes[j]
+                if not low <= other <= high:
+                    continue
+                shared = len(s & distinct[j])  # jaccard(), inlined: the hot loop of a round
+                if shared / (size + other - shared) >= threshold:
                     root = find(j)
                     # Single links may chain; staying near the cluster's first idea stops drift.
                     if find(i) != root and jaccard(s, distinct[root]) >= threshold / 2:
