@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from mastodon import Mastodon, MastodonNotFoundError
 
+from tests.bot.mastodon_fixtures import reading_session
+
 ROOT = Path(__file__).resolve().parents[2]
 KIT = Path(os.environ.get("STORYBOT_TAKAHE_KIT", ROOT.parent / "shared" / "servers" / "takahe"))
 REUSE_ENV = "STORYBOT_TAKAHE_JSON"
@@ -49,6 +51,7 @@ class Takahe:
             version_check_mode="none",
             mastodon_version="4.0.0",
             request_timeout=30,
+            session=reading_session(),
         )
 
     def delete(self, name: str, status_id: str, *, settle_s: float = 1.5) -> None:
