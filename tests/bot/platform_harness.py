@@ -170,9 +170,7 @@ class TakaheHarness(Harness):
     def __init__(self, takahe: Takahe) -> None:
         super().__init__("mastodon", MastodonPlatform(takahe.url, takahe.token("storybot")))
         self.takahe = takahe
-        bot = takahe.client("storybot")
-        for status in takahe.statuses_of("storybot"):
-            bot.status_delete(status["id"])
+        takahe.delete_all("storybot")
 
     def restarted(self) -> Platform:
         return MastodonPlatform(self.takahe.url, self.takahe.token("storybot"))

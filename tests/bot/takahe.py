@@ -77,6 +77,25 @@ class Takahe:
             time.sleep(0.25)
         raise AssertionError(f"Takahe status {status_id} keeps coming back after deletion")
 
+    def delete_all(self, name: str, *, settle_s: float = 1.5) -> None:
+        """Every status of ``name`` deleted, and none back after ``settle_s`` (see ``delete``)."""
+        client = self.client(name)
+        deadline = time.monotonic() + 120
+        deleted = False
+        while time.monotonic() < deadline:
+            left = self.statuses_of(name)
+            for status in left:
+                with suppress(MastodonNotFoundError):
+                    client.status_delete(status["id"])
+            if not left and not deleted:
+                return  # nothing was there: nothing can come back
+            if not left:
+                time.sleep(settle_s)
+                if not self.statuses_of(name):
+                    return
+            deleted = True
+        raise AssertionError(f"{name}'s statuses keep coming back after deletion")
+
     def statuses_of(self, name: str) -> list[dict[str, Any]]:
         """Every status the account has on the server, newest first (all pages)."""
         client = self.client(name)

@@ -112,9 +112,7 @@ def story(
     bluesky.reset((BLUESKY_BOT, "ana", "ben", "cyd", "bob", "carol"))
     # The server is shared: an earlier story's posts with the same text would be taken for
     # this one's earlier attempts (Takahe ignores Idempotency-Key), so the bot starts empty.
-    bot = takahe.client("storybot")
-    for status in takahe.statuses_of("storybot"):
-        bot.status_delete(status["id"])
+    takahe.delete_all("storybot")
     monkeypatch.delenv(TOKEN_ENV, raising=False)  # /admin is then served to loopback only
     clock = Clock(datetime.now(UTC).replace(microsecond=0))
     data = small_config(tmp_path, f"sqlite:///{tmp_path / 'story.db'}")
