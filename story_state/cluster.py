@@ -120,9 +120,7 @@ def group_texts(
         seen: set[int] = set()
         checks = 0
         for tok in prefix:
-            bucket = index[tok]
-            for j in bucket[-MAX_CHECKS:] if len(bucket) > MAX_CHECKS else bucket:
-                # the most recent ideas sharing this token
+            for j in index[tok][-MAX_CHECKS:]:  # the most recent ideas sharing this token
                 checks += 1
                 if j in seen:
                     continue
