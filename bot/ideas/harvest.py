@@ -13,15 +13,15 @@ from pathlib import Path
 from re import Pattern
 from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Row, Table, insert, select, update
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy import ColumnElement, Row, Table, bindparam, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import ModerationSettings
 from bot.ideas.moderation_openai import Classifier, ModerationUnavailable
 from bot.platforms.base import Reply
 from generation.pipeline import derive_seed
 from story_state import engine
-from story_state.db import session_scope
+from story_state.db import insert_many, select_in, session_scope
 from story_state.errors import ConfigError
 from story_state.injection import instructions_reason
 from story_state.models import Contributor, Episode, LoreEntry, Round, Suggestion
@@ -118,18 +118,45 @@ def _by_platform(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return {platform: list(keys) for platform, keys in grouped.items()}
 
 
-def _known_suggestions(session: Session, replies: list[Reply]) -> dict[tuple[str, str], Suggestion]:
-    """The stored suggestions of ``replies``, by (platform, remote id): a query per 500."""
-    found: dict[tuple[str, str], Suggestion] = {}
+class _Known(NamedTuple):
+    """A stored suggestion, as much of it as a harvest compares and judges again."""
+
+    id: int
+    platform: str
+    raw_text: str
+    likes: int
+    boosts: int
+    handle: str  # its author's
+    blocked: bool
+
+
+def _known_suggestions(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Known]:
+    """The stored suggestions of ``replies``, by (platform, remote id): a query per 500.
+
+    Plain rows, not ORM objects: loading a thousand suggestions (and their authors) as
+    objects, then flushing their changes one UPDATE each, took longer than the query.
+    """
+    found: dict[tuple[str, str], _Known] = {}
     wanted = _by_platform((r.platform, r.remote_id) for r in replies)
     for platform, ids in wanted.items():
         for chunk in _chunks(ids):
-            rows = session.scalars(
-                select(Suggestion)
+            rows = session.connection().execute(
+                select(
+                    Suggestion.id,
+                    Suggestion.remote_id,
+                    Suggestion.raw_text,
+                    Suggestion.likes,
+                    Suggestion.boosts,
+                    Contributor.handle,
+                    Contributor.blocked,
+                )
+                .join(Contributor, Suggestion.contributor_id == Contributor.id)
                 .where(Suggestion.platform == platform, Suggestion.remote_id.in_(chunk))
-                .options(joinedload(Suggestion.contributor))
             )
-            found.update(((s.platform, s.remote_id), s) for s in rows)
+            for row in rows:
+                found[(platform, row.remote_id)] = _Known(
+                    row.id, platform, row.raw_text, row.likes, row.boosts, row.handle, row.blocked
+                )
     return found
 
 
@@ -145,13 +172,13 @@ def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Pe
 
     def load(wanted: dict[str, list[str]]) -> None:
         for platform, handles in wanted.items():
-            for chunk in _chunks(handles):
-                rows = session.execute(
-                    select(Contributor.id, Contributor.handle, Contributor.blocked).where(
-                        Contributor.platform == platform, Contributor.handle.in_(chunk)
-                    )
-                )
-                found.update(((platform, row.handle), _Person(*row)) for row in rows)
+            rows = select_in(
+                session, _CONTRIBUTORS, ("id", "handle", "blocked"), {"platform": platform},
+                "handle", handles, _CHUNK,
+            )  # fmt: skip
+            found.update(
+                ((platform, handle), _Person(id, handle, blocked)) for id, handle, blocked in rows
+            )
 
     load(_by_platform((r.platform, r.author_handle) for r in replies))
     missing: dict[tuple[str, str], str] = {}
@@ -160,8 +187,9 @@ def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Pe
         if key not in found:
             missing.setdefault(key, reply.author_name)
     if missing:
-        session.execute(
-            insert(_CONTRIBUTORS),
+        insert_many(
+            session,
+            _CONTRIBUTORS,
             [
                 {
                     "platform": platform,
@@ -246,12 +274,29 @@ def harvest(
     latest = {(r.platform, r.remote_id): r for r in replies}
     known = _known_suggestions(session, list(latest.values()))
     fresh = [r for key, r in latest.items() if key not in known]
-    for key, suggestion in known.items():
+    counted: list[dict[str, Any]] = []  # likes or boosts changed
+    edited: list[dict[str, Any]] = []  # the text changed: judged again
+    for key, stored in known.items():
         reply = latest[key]
-        suggestion.likes, suggestion.boosts = reply.likes, reply.boosts
-        if suggestion.raw_text != reply.text:
-            suggestion.raw_text = reply.text
-            _judge(suggestion, suggestion.contributor, rules, later)
+        if stored.raw_text != reply.text:
+            verdict = _verdict(
+                reply.text, stored.platform, stored.handle, stored.blocked, rules, later
+            )
+            edited.append(
+                {"_id": stored.id, "raw_text": reply.text, "likes": reply.likes,
+                 "boosts": reply.boosts, **verdict}
+            )  # fmt: skip
+        elif (stored.likes, stored.boosts) != (reply.likes, reply.boosts):
+            counted.append({"_id": stored.id, "likes": reply.likes, "boosts": reply.boosts})
+    for changes in (counted, edited):
+        if changes:
+            columns: dict[str, Any] = {
+                name: bindparam(name) for name in changes[0] if name != "_id"
+            }
+            session.execute(
+                update(_SUGGESTIONS).where(_SUGGESTIONS.c.id == bindparam("_id")).values(columns),
+                changes,
+            )
     if fresh:
         people = _people(session, fresh)
         rows = []
@@ -273,7 +318,7 @@ def harvest(
                     **verdict,
                 }
             )
-        session.execute(insert(_SUGGESTIONS), rows)
+        insert_many(session, _SUGGESTIONS, rows)
     if complete_for is not None:
         _withdraw_deleted(session, episode.round.id, complete_for, replies)
     session.flush()
@@ -317,18 +362,24 @@ def round_clusters(
     session: Session, rnd: Round, seed: int, vector_threshold: float = 0.8
 ) -> list[engine.Cluster]:
     """The round's accepted ideas, each person counted once (their best-supported reply)."""
-    # The columns ranking needs, not whole rows: a busy round has thousands.
-    rows = session.execute(
-        select(
-            Suggestion.id,
-            Suggestion.contributor_id,
-            Suggestion.text,
-            Suggestion.likes,
-            Suggestion.boosts,
-            Suggestion.platform,
-            Suggestion.embedding,
-        ).where(Suggestion.round_id == rnd.id, Suggestion.accepted.is_(True))
-    ).all()
+    # The columns ranking needs, not whole rows: a busy round has thousands. Read as Core
+    # rows (after a flush, as the ORM's autoflush would): the ORM's row handling doubled it.
+    session.flush()
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                Suggestion.id,
+                Suggestion.contributor_id,
+                Suggestion.text,
+                Suggestion.likes,
+                Suggestion.boosts,
+                Suggestion.platform,
+                Suggestion.embedding,
+            ).where(Suggestion.round_id == rnd.id, Suggestion.accepted.is_(True))
+        )
+        .all()
+    )
     best: dict[int, Row[int, int, str, int, int, str, list[float] | None]] = {}
     for s in rows:
         held = best.get(s.contributor_id)
