@@ -16,12 +16,14 @@ APT_TEST := ffmpeg espeak-ng postgresql redis-server chromium chromium-driver py
 	nodejs npm build-essential
 PYTEST_ARGS ?=
 
-.PHONY: run test check imports demo bench bench-check chaos venv venv-test apt-test container-test clean help
+.PHONY: run test check imports demo bench bench-check chaos venv venv-test apt-test container-test \
+	compiled clean help
 
 help:
 	@echo "make run    - install the offline default, migrate, start the bot (sandbox on :8080)"
 	@echo "make test   - install everything the tests need (apt, venv, CPU torch) and run them"
 	@echo "make check  - ruff (lint + format check), mypy --strict and the import contracts"
+	@echo "make compiled - compile the moderation and clustering modules with mypyc (make test/bench do it)"
 	@echo "make demo   - a 3-episode offline story with a simulated audience in ./demo-out"
 	@echo "make chaos  - SIGKILL storybot run 30 times in a 5-round story (sandbox, mastodon-mock, Takahe, Bluesky)"
 	@echo "make bench  - render/size/memory/harvest/worker figures into bench/results.json"
@@ -68,11 +70,43 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 venv-test: $(VENV)/.installed-test
 
+# The pure, CPU-hot moderation and clustering modules, compiled with mypyc (in the dev extra):
+# story_state/NAME.<EXT_SUFFIX> (and NAME__mypyc.<EXT_SUFFIX>) beside each NAME.py, which
+# Python imports instead. One mypyc run per module keeps everything in story_state/ (a
+# multi-module build puts a shared library at the top level, which an editable install cannot
+# import). Without them everything runs as plain Python; story_state/__init__.py removes a
+# build older than its source. Cross-module types: injection reads text, moderation both.
+COMPILED := text injection cluster moderation
+EXT_SUFFIX := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c \
+	'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+COMPILED_SO := $(COMPILED:%=story_state/%$(EXT_SUFFIX))
+
+compiled: venv-test $(COMPILED_SO)
+
+story_state/injection$(EXT_SUFFIX): story_state/text.py
+story_state/moderation$(EXT_SUFFIX): story_state/text.py story_state/injection.py
+
+# mypyc always writes build/setup.py (hence the lock under make -j) and keeps its mypy cache
+# apart from `make check`'s; the gcc chatter goes to build/mypyc/NAME.log. The .so files are
+# touched because setuptools copies an up-to-date build with its old mtime, which the stale
+# guard would then remove.
+story_state/%$(EXT_SUFFIX): story_state/%.py | $(VENV)/.installed-test
+	@mkdir -p build/mypyc
+	@echo "mypyc story_state/$*.py"
+	@if ! MYPY_CACHE_DIR=build/mypyc/mypy-cache flock build/mypyc/lock \
+		$(BIN)/mypyc story_state/$*.py >build/mypyc/$*.log 2>&1; then \
+		tail -n 30 build/mypyc/$*.log >&2; \
+		echo "mypyc story_state/$*.py failed (whole log: build/mypyc/$*.log)" >&2; \
+		rm -f $@ story_state/$*__mypyc$(EXT_SUFFIX); exit 1; \
+	fi
+	@touch story_state/$*__mypyc$(EXT_SUFFIX) $@
+
 # The whole suite also builds the image and probes it (podman, as root: about 1 minute with
 # cached base images, 3 the first time); a subset (PYTEST_ARGS=...) leaves it out.
-test: apt-test venv-test
+# STORYBOT_REQUIRE_COMPILED=1: tests/test_compiled.py fails unless the mypyc builds are in use.
+test: apt-test venv-test compiled
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	STORYBOT_REQUIRE_COMPILED=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ -z "$(PYTEST_ARGS)" ]; then $(MAKE) --no-print-directory container-test; fi
 
 # STORYBOT_TEST_NO_CONTAINER=1 skips it on purpose (as STORYBOT_TEST_NO_PG=1 does PostgreSQL).
@@ -97,11 +131,11 @@ demo: venv
 # Render speed, file size, memory, the real harvest (SQLite and a throwaway PostgreSQL) and
 # 1 vs 2 render workers (a throwaway redis-server); the last line is one JSON object, and
 # bench/results.json gets the figures, the machine and each target's verdict.
-bench: apt-test venv-test
+bench: apt-test venv-test compiled
 	$(BIN)/python -m bench.run
 
 # The same, exiting non-zero when any target (bench/targets.py) is missed.
-bench-check: apt-test venv-test
+bench-check: apt-test venv-test compiled
 	$(BIN)/python -m bench.run --check
 
 # Exactly-once under crashes: 30 seeded SIGKILLs (timed, and at failpoints such as between
@@ -115,11 +149,12 @@ bench-check: apt-test venv-test
 ifndef CHAOS_SEED
 CHAOS_SEED := $(shell echo $$RANDOM)
 endif
-chaos: apt-test venv-test
+chaos: apt-test venv-test compiled
 	@rc=0; for run in "--db sqlite" "--db postgres" "--platform mastodon-mock" "--platform takahe" \
 		"--platform bluesky"; do \
 		$(BIN)/python -m chaos.harness $$run --kills 30 --rounds 5 --seed $(CHAOS_SEED) || rc=1; \
 	done; exit $$rc
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache build
+	rm -f story_state/*.so

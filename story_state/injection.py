@@ -389,14 +389,20 @@ def _needles(source: str) -> tuple[tuple[str, ...], bool]:
     texts = _expand(head.replace("%B", "").replace("%E", ""))
     needles: set[str] = set()
     for text in texts or [""]:
-        words = _LETTERS.findall(text)
+        words: list[str] = _LETTERS.findall(text)
         if not words and source[:1] in "<[{#\\":
             return (source[1] if source[0] == "\\" else source[0],), False  # markup: its sign
         if not words:
             return ("",), False  # no simple start: always look
         rare = [w for w in words if w not in _COMMON] or words
         # The last long word of a phrase is its most telling ("enter dan mode": "mode").
-        needles.add(next((w for w in reversed(rare) if len(w) >= 4), max(rare, key=len)))
+        # (A loop, not next() over a generator, which mypyc fails to compile.)
+        needle: str = max(rare, key=len)
+        for word in reversed(rare):
+            if len(word) >= 4:
+                needle = word
+                break
+        needles.add(needle)
     start = source.removeprefix("%B").removeprefix("%S")
     after = start[len(head) :] if start.startswith(head) else "|"
     whole = start != source and (not after or after.startswith((" ", "%E", "[\\W_]")))
