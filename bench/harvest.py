@@ -9,11 +9,15 @@ database is a migrated SQLite file or a fresh database on a throwaway PostgreSQL
 The replies (``bench.replies``) come in two polls, as the runner fetches them: the first
 tenth, then all ``n`` (edits applied). The figure is the wall time of both harvests and the
 ranking. Both harvests are called as the runner calls them for Mastodon (the bot's own
-handles, ``complete_for="mastodon"``). Then the result is checked against how the replies were
-made, and a wrong result fails the bench (``HarvestWrong``): every hostile or deleted reply
-rejected, each idea family exactly one cluster counting exactly its people (each person once,
-by their best-supported reply, an edit by its final text), and the family most people asked
-for ranked first.
+handles, ``complete_for="mastodon"``). Each run starts cold: no verdict or token set
+remembered from making the replies or from an earlier run, and new moderation workers
+(``bot.ideas.parallel``: one process a core but one, which judge a busy round's replies beside
+this one). The workers are started before the clock, as a runner has them from its first busy
+round on; how long they took to start is reported on its own (``harvest_workers_start_s``).
+Then the result is checked against how the replies were made, and a wrong result fails the
+bench (``HarvestWrong``): every hostile or deleted reply rejected, each idea family exactly one
+cluster counting exactly its people (each person once, by their best-supported reply, an edit
+by its final text), and the family most people asked for ranked first.
 
 ``python -m bench.harvest [--sizes 10000 100000] [--postgres] [--profile]``
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import pstats
 import tempfile
 import time
@@ -37,12 +42,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.replies import BLOCKED_WORD, T0, Crowd, crowd
 from bot.config import ModerationSettings
+from bot.ideas import parallel
 from bot.ideas.harvest import harvest, round_clusters
 from story_state import migrate
+from story_state.cluster import stem, tokens
 from story_state.db import make_engine, session_factory, session_scope
 from story_state.engine import Cluster
 from story_state.lifecycle import EpisodeState, RoundStatus, StoryStatus
 from story_state.models import Contributor, Episode, Round, Story, Suggestion
+from story_state.moderation import _judge_remembered
 
 SEED = 1
 STORY_SEED = 7
@@ -61,7 +69,8 @@ class Timing:
     first_poll_s: float
     second_poll_s: float
     rank_s: float
-    cpu_s: float  # this process only (a PostgreSQL server's own CPU is not in it)
+    cpu_s: float  # this process only (not the workers', nor a PostgreSQL server's)
+    workers_start_s: float = 0.0  # starting the moderation workers, before the clock
 
     @property
     def total_s(self) -> float:
@@ -203,10 +212,28 @@ def check(replies: Crowd, clusters: list[Cluster], factory: sessionmaker[Session
         )
 
 
+def cold_start() -> float:
+    """Forget every verdict and token set, restart the moderation workers; how long that took.
+
+    Each run starts as a runner's first busy round after a restart would, but for the
+    workers' start (``parallel.start()``), which the runner pays once (at its first busy
+    round) and which is timed here on its own: the figure is the harvest's.
+    """
+    _judge_remembered.cache_clear()
+    tokens.cache_clear()
+    stem.cache_clear()
+    parallel.stop()
+    began = time.perf_counter()
+    parallel.start()
+    return time.perf_counter() - began
+
+
 def measure(url: str, n: int, folder: Path, profile: Path | None = None) -> Timing:
     """Harvest ``n`` seeded replies into the database at ``url``, check, return the timing."""
     replies = crowd(n, SEED)
+    started = cold_start()
     timing, clusters, factory = timed_harvest(url, replies, settings(folder), profile)
+    timing = dataclasses.replace(timing, workers_start_s=started)
     try:
         check(replies, clusters, factory)
     finally:
@@ -249,6 +276,8 @@ def figures(large: int = 100_000, budget_s: float = LARGE_BUDGET_S) -> dict[str,
         "harvest_10k_pg_s": round(pg.total_s, 3),
         "harvest_10k_pg_cpu_s": round(pg.cpu_s, 3),
         "harvest_10k_pg_rank_s": round(pg.rank_s, 3),
+        "harvest_workers": parallel.workers(),
+        "harvest_workers_start_s": round(small.workers_start_s, 3),
         "harvest_100k_s": None,
     }
     expected = small.total_s * large / 10_000
@@ -281,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
             f"harvest {n:>7} replies ({'PostgreSQL' if args.postgres else 'SQLite'}): "
             f"{timing.total_s:.3f} s (first poll {timing.first_poll_s:.3f}, second poll "
             f"{timing.second_poll_s:.3f}, ranking {timing.rank_s:.3f}; {timing.cpu_s:.3f} s "
-            "CPU); result checked"
+            f"CPU here, {parallel.workers()} moderation worker(s) started in "
+            f"{timing.workers_start_s:.3f} s before the clock); result checked"
         )
     if args.profile is not None:
         pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(30)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -143,8 +143,10 @@ def select_in(
     dialect = connection.dialect
     mark = _PLACEHOLDER.get(dialect.paramstyle)
     wanted = [table.c[name] for name in columns]
-    readers = [
-        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in wanted
+    convert = [
+        (position, reader)
+        for position, column in enumerate(wanted)
+        if (reader := column.type.dialect_impl(dialect).result_processor(dialect, None))
     ]
     fixed = list(where.items())
     for start in range(0, len(values), chunk):
@@ -152,7 +154,7 @@ def select_in(
         if mark is None:
             clauses = [table.c[name] == value for name, value in fixed]
             query = select(*wanted).where(*clauses, table.c[key].in_(part))
-            rows: Iterable[Sequence[Any]] = session.execute(query)
+            rows: Sequence[Sequence[Any]] = session.execute(query).all()
         else:
             quote = dialect.identifier_preparer
             tests = [f"{quote.format_column(table.c[name])} = {mark}" for name, _ in fixed]
@@ -164,9 +166,12 @@ def select_in(
                 f"FROM {quote.format_table(table)} WHERE {' AND '.join(tests)}"
             )
             args = tuple(value for _, value in fixed) + tuple(part)
-            rows = connection.exec_driver_sql(sql, args)
+            rows = connection.exec_driver_sql(sql, args).all()
         for row in rows:
-            yield tuple(
-                value if reader is None else reader(value)
-                for value, reader in zip(row, readers, strict=True)
-            )
+            if not convert:
+                yield tuple(row)
+                continue
+            found = list(row)
+            for position, reader in convert:
+                found[position] = reader(found[position])
+            yield tuple(found)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 from story_state.injection import instructions_reason
@@ -18,6 +18,9 @@ class CanonRule:
 
     name: str
     patterns: tuple[re.Pattern[str], ...]
+
+    def __reduce__(self) -> tuple[type[CanonRule], tuple[object, ...]]:
+        return CanonRule, _values(self)  # picklable compiled, too (see _values)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class Rules:
     # is how a reply reaches it, not spam. Lower-case, without the leading "@".
     own_handles: frozenset[str] = frozenset()
 
+    def __reduce__(self) -> tuple[type[Rules], tuple[object, ...]]:
+        return Rules, _values(self)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -40,6 +46,17 @@ class Verdict:
     pending: bool = False  # held for the operator (approval mode or a canon flag)
     reason: str | None = None  # why it was rejected
     flag: str | None = None  # why it was held
+
+    def __reduce__(self) -> tuple[type[Verdict], tuple[object, ...]]:
+        return Verdict, _values(self)
+
+
+def _values(instance: object) -> tuple[object, ...]:
+    """A dataclass's field values in order: its pickle (for worker processes, ``judge_texts``).
+
+    Compiled by mypyc, a frozen dataclass cannot be unpickled field by field.
+    """
+    return tuple(getattr(instance, f.name) for f in fields(instance))  # type: ignore[arg-type]
 
 
 def normalise_handle(handle: str) -> str:
@@ -74,10 +91,23 @@ def moderate(raw: str, author_handle: str, rules: Rules, *, is_html: bool = Fals
     story ("ignore all previous instructions", "SYSTEM:", "<|im_start|>") is rejected with
     the reason "instructions to the bot (...)", whatever writer would have read it.
     """
+    return for_author(judge_text(raw, rules, is_html=is_html), author_handle, rules)
+
+
+def judge_text(raw: str, rules: Rules, *, is_html: bool = False) -> Verdict:
+    """``moderate``'s verdict on the text alone, before the author's (``for_author``)."""
     if len(raw) <= _CACHED_LENGTH:
-        judged = _judge_remembered(raw, rules, is_html)
-    else:
-        judged = _judge(raw, rules, is_html)
+        return _judge_remembered(raw, rules, is_html)
+    return _judge(raw, rules, is_html)
+
+
+def judge_texts(texts: Sequence[tuple[str, bool]], rules: Rules) -> list[Verdict]:
+    """``judge_text`` of each (raw, is_html): a worker process's share of a busy round."""
+    return [judge_text(raw, rules, is_html=is_html) for raw, is_html in texts]
+
+
+def for_author(judged: Verdict, author_handle: str, rules: Rules) -> Verdict:
+    """The text's verdict for this author: none of a blocked account or domain is used."""
     blocked = _blocked(author_handle, rules)
     if blocked is not None:
         return Verdict(judged.text, accepted=False, reason=blocked)

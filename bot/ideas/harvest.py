@@ -13,11 +13,12 @@ from pathlib import Path
 from re import Pattern
 from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Row, Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import ModerationSettings
 from bot.ideas.moderation_openai import Classifier, ModerationUnavailable
+from bot.ideas.parallel import Judging
 from bot.platforms.base import Reply
 from generation.pipeline import derive_seed
 from story_state import engine
@@ -25,7 +26,14 @@ from story_state.db import insert_many, select_in, session_scope
 from story_state.errors import ConfigError
 from story_state.injection import instructions_reason
 from story_state.models import Contributor, Episode, LoreEntry, Round, Suggestion
-from story_state.moderation import CanonRule, Rules, moderate, normalise_handle
+from story_state.moderation import (
+    CanonRule,
+    Rules,
+    Verdict,
+    for_author,
+    judge_text,
+    normalise_handle,
+)
 from story_state.text import compile_blocklist
 
 HTML_PLATFORMS = frozenset({"mastodon"})
@@ -211,9 +219,15 @@ def _verdict(
     blocked: bool,
     rules: Rules,
     second_opinion: bool = False,
+    judged: Verdict | None = None,
 ) -> dict[str, Any]:
-    """The rules' verdict; with ``second_opinion``, what they let through waits for it."""
-    verdict = moderate(raw_text, handle, rules, is_html=platform in HTML_PLATFORMS)
+    """The rules' verdict; with ``second_opinion``, what they let through waits for it.
+
+    ``judged`` is the text's verdict if it is known (``parallel.Judging``).
+    """
+    if judged is None:
+        judged = judge_text(raw_text, rules, is_html=platform in HTML_PLATFORMS)
+    verdict = for_author(judged, handle, rules)
     fields: dict[str, Any] = {
         "text": verdict.text,
         "accepted": verdict.accepted and not blocked,
@@ -274,14 +288,27 @@ def harvest(
     latest = {(r.platform, r.remote_id): r for r in replies}
     known = _known_suggestions(session, list(latest.values()))
     fresh = [r for key, r in latest.items() if key not in known]
+    # The texts to judge, new or edited, judged at once: a busy round's on every core.
+    judging = Judging(
+        [(r.text, r.platform in HTML_PLATFORMS) for r in fresh]
+        + [
+            (latest[key].text, stored.platform in HTML_PLATFORMS)
+            for key, stored in known.items()
+            if stored.raw_text != latest[key].text
+        ],
+        rules,
+    )
+    people = _people(session, fresh)  # meanwhile, when other processes judge a busy round
+    judged = judging.result()
     counted: list[dict[str, Any]] = []  # likes or boosts changed
     edited: list[dict[str, Any]] = []  # the text changed: judged again
     for key, stored in known.items():
         reply = latest[key]
         if stored.raw_text != reply.text:
             verdict = _verdict(
-                reply.text, stored.platform, stored.handle, stored.blocked, rules, later
-            )
+                reply.text, stored.platform, stored.handle, stored.blocked, rules, later,
+                judged[(reply.text, stored.platform in HTML_PLATFORMS)],
+            )  # fmt: skip
             edited.append(
                 {"_id": stored.id, "raw_text": reply.text, "likes": reply.likes,
                  "boosts": reply.boosts, **verdict}
@@ -298,13 +325,13 @@ def harvest(
                 changes,
             )
     if fresh:
-        people = _people(session, fresh)
         rows = []
         for reply in fresh:
             person = people[(reply.platform, reply.author_handle)]
             verdict = _verdict(
-                reply.text, reply.platform, person.handle, person.blocked, rules, later
-            )
+                reply.text, reply.platform, person.handle, person.blocked, rules, later,
+                judged[(reply.text, reply.platform in HTML_PLATFORMS)],
+            )  # fmt: skip
             rows.append(
                 {
                     "round_id": episode.round.id,
@@ -358,6 +385,11 @@ def _withdraw_deleted(session: Session, round_id: int, platform: str, replies: l
         )
 
 
+# A round's accepted idea as ranking reads it: id, contributor id, text, likes, boosts,
+# platform, embedding.
+_Idea = tuple[int, int, str, int, int, str, list[float] | None]
+
+
 def round_clusters(
     session: Session, rnd: Round, seed: int, vector_threshold: float = 0.8
 ) -> list[engine.Cluster]:
@@ -380,22 +412,18 @@ def round_clusters(
         )
         .all()
     )
-    best: dict[int, Row[int, int, str, int, int, str, list[float] | None]] = {}
-    for s in rows:
-        held = best.get(s.contributor_id)
-        if held is None or (s.likes + s.boosts, -s.id) > (held.likes + held.boosts, -held.id):
-            best[s.contributor_id] = s
+    # Plain tuples: a Row's attribute access cost more than the rest of this loop.
+    best: dict[int, _Idea] = {}
+    for row in rows:
+        s = cast(_Idea, tuple(row))
+        held = best.get(s[1])
+        if held is None or (s[3] + s[4], -s[0]) > (held[3] + held[4], -held[0]):
+            best[s[1]] = s
     ideas = [
         engine.SuggestionIn(
-            s.id,
-            str(s.contributor_id),
-            s.text,
-            s.likes,
-            s.boosts,
-            s.platform,
-            tuple(s.embedding) if s.embedding else None,
+            id, str(person), text, likes, boosts, platform, tuple(vector) if vector else None
         )
-        for s in sorted(best.values(), key=lambda s: s.id)
+        for id, person, text, likes, boosts, platform, vector in sorted(best.values())
     ]
     rng = random.Random(derive_seed(seed, "rank", rnd.id))
     return engine.cluster_suggestions(ideas, rng, vector_threshold=vector_threshold)

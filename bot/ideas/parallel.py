@@ -1,0 +1,134 @@
+"""A busy round's replies judged on every core: the moderation rules are CPU-bound Python.
+
+Below ``MIN_PARALLEL`` distinct texts, or with one core, they are judged in this process.
+Otherwise they are split into equal parts: worker processes judge all parts but the first,
+which this process judges meanwhile. A verdict is a pure function of the text and the rules
+(``story_state.moderation.judge_texts``), so where a text was judged changes nothing.
+
+The workers start at the first busy round (or at ``start()``) and stay for the next. They are
+started by ``forkserver``, as clean interpreters: a fork of a runner with threads could
+inherit a lock another thread held. A pool that breaks (a worker killed) or does not answer
+in time is dropped, and its parts are judged here; the next busy round starts a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from story_state.moderation import Rules, Verdict, judge_texts
+
+MIN_PARALLEL = 400  # distinct texts; fewer are judged here faster than they are shipped
+MAX_WORKERS = 3
+OWN_SHARE = 0.6  # this process's part, against a worker's: it has a harvest to run, too
+# A worker judges about 10,000 replies a second: a part that takes this long is stuck.
+PART_TIMEOUT_S = 120.0
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+def cores() -> int:
+    """The CPUs this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def workers() -> int:
+    """How many worker processes a busy round uses: one per core but this one's."""
+    return min(MAX_WORKERS, cores() - 1)
+
+
+def start() -> int:
+    """Start the workers now, not at the first busy round; how many are running."""
+    count = workers()
+    if count < 1:
+        return 0
+    pool = _get_pool(count)
+    # A forkserver worker starts on the first task; one task each waits for all of them.
+    for done in [pool.submit(judge_texts, [], Rules()) for _ in range(count)]:
+        done.result(timeout=PART_TIMEOUT_S)
+    return count
+
+
+def stop() -> None:
+    """Stop the workers (they stop with this process anyway)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Judging:
+    """The text verdicts (``judge_text``) of each distinct (raw, is_html) in ``texts``.
+
+    The workers start on their parts at once; ``result()`` judges this process's part, then
+    gathers theirs. Whatever the caller does in between (a harvest's database work) overlaps
+    with them, so this process takes a smaller part (``OWN_SHARE`` of a worker's).
+    """
+
+    def __init__(self, texts: Sequence[tuple[str, bool]], rules: Rules) -> None:
+        self.rules = rules
+        self.distinct = list(dict.fromkeys(texts))
+        count = workers() if len(self.distinct) >= MIN_PARALLEL else 0
+        if count < 1:
+            self.parts = [self.distinct]
+        else:
+            own = round(len(self.distinct) * OWN_SHARE / (count + OWN_SHARE))
+            size = -(-(len(self.distinct) - own) // count)
+            self.parts = [self.distinct[:own]] + [
+                self.distinct[start : start + size]
+                for start in range(own, len(self.distinct), size)
+            ]
+        self.pending: list[Future[list[Verdict]]] = []
+        if len(self.parts) > 1:
+            try:
+                pool = _get_pool(count)
+                self.pending = [pool.submit(judge_texts, part, rules) for part in self.parts[1:]]
+            except Exception as exc:  # no pool: the work is still done, here
+                _drop(exc)
+
+    def result(self) -> dict[tuple[str, bool], Verdict]:
+        verdicts = judge_texts(self.parts[0], self.rules)
+        for index, part in enumerate(self.parts[1:]):
+            if index < len(self.pending):
+                try:
+                    verdicts.extend(self.pending[index].result(timeout=PART_TIMEOUT_S))
+                    continue
+                except (Exception, FutureTimeout) as exc:  # judged here instead
+                    _drop(exc)
+            verdicts.extend(judge_texts(part, self.rules))
+        return dict(zip(self.distinct, verdicts, strict=True))
+
+
+def judge_all(texts: Sequence[tuple[str, bool]], rules: Rules) -> dict[tuple[str, bool], Verdict]:
+    """``Judging(texts, rules).result()``, with nothing to do in between."""
+    return Judging(texts, rules).result()
+
+
+def _get_pool(count: int) -> ProcessPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["story_state.moderation"])
+            _pool = ProcessPoolExecutor(max_workers=count, mp_context=context)
+        return _pool
+
+
+def _drop(exc: BaseException) -> None:
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    log.warning("moderation workers failed (%r): judging in this process", exc)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,123 @@
+"""A busy round's replies judged in worker processes: the same verdicts, nothing lost.
+
+The corpus is the harvest bench's (Mastodon HTML: mentions, links, hashtags, hostile replies
+of every kind); the workers are real processes started by forkserver.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import delete, select
+
+from bench.replies import BLOCKED_WORD, crowd
+from bot.app import App
+from bot.ideas import parallel
+from bot.ideas.harvest import harvest
+from story_state.db import session_scope
+from story_state.models import Episode, Suggestion
+from story_state.moderation import Rules, judge_text
+from story_state.text import compile_blocklist
+from tests.bot.conftest import T0
+
+MakeApp = Callable[..., App]
+RULES = Rules(
+    blocklist=compile_blocklist([BLOCKED_WORD, r"re:\bbuy\s+now\b", "scam"]),
+    own_handles=frozenset({"storybot", "storybot@example.social"}),
+)
+
+
+@pytest.fixture
+def three_cores(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Two workers and this process, whatever this machine has; a fresh pool each test."""
+    monkeypatch.setattr(parallel, "cores", lambda: 3)
+    parallel.stop()
+    yield
+    parallel.stop()
+
+
+def texts(n: int) -> list[tuple[str, bool]]:
+    replies = crowd(n, 3).second_poll
+    return [(r.text, True) for r in replies] + [(r.text, False) for r in replies[:200]]
+
+
+def test_workers_give_the_verdicts_of_one_process(three_cores: None) -> None:
+    wanted = texts(1500)
+    judging = parallel.Judging(wanted, RULES)
+    assert len(judging.parts) == 3 and all(judging.parts)  # this process and two workers
+    assert len(judging.pending) == 2
+    found = judging.result()
+    assert found == {text: judge_text(text[0], RULES, is_html=text[1]) for text in wanted}
+    rejected = {v.reason for v in found.values() if not v.accepted}
+    assert {"link or mention spam", "blocked word", "repeated-word padding"} <= rejected
+    assert any(reason and reason.startswith("instructions to the bot") for reason in rejected)
+
+
+def test_a_few_texts_are_judged_here(three_cores: None) -> None:
+    judging = parallel.Judging(texts(100)[: parallel.MIN_PARALLEL - 1], RULES)
+    assert len(judging.parts) == 1 and not judging.pending
+    assert parallel._pool is None  # no worker was started for them
+
+
+@pytest.mark.parametrize("when", ["before", "while judging"])
+def test_a_killed_worker_loses_no_verdict(
+    three_cores: None, caplog: pytest.LogCaptureFixture, when: str
+) -> None:
+    parallel.start()
+    pool = parallel._pool
+    assert pool is not None
+    workers = list(pool._processes)  # the pool's own record of its processes
+    wanted = texts(1500)
+    if when == "before":
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+    with caplog.at_level(logging.WARNING, logger="bot.ideas.parallel"):
+        judging = parallel.Judging(wanted, RULES)
+        if when == "while judging":
+            assert len(judging.pending) == 2
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+        found = judging.result()
+    assert found == {text: judge_text(text[0], RULES, is_html=text[1]) for text in wanted}
+    assert "moderation workers failed" in caplog.text
+    assert parallel._pool is None or parallel._pool is not pool  # the broken pool is gone
+    again = parallel.Judging(wanted, RULES)  # the next busy round starts new workers
+    assert len(again.pending) == 2
+    assert again.result() == found
+
+
+def test_a_busy_harvest_stores_the_verdicts_of_one_process(
+    three_cores: None, sqlite_url: str, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(sqlite_url)
+    app.runner.tick()  # episode 1 and its round
+    replies = crowd(1200, 5).second_poll
+    stored: list[dict[str, tuple[object, ...]]] = []
+    for minimum in (parallel.MIN_PARALLEL, 10**9):  # workers, then this process alone
+        monkeypatch.setattr(parallel, "MIN_PARALLEL", minimum)
+        with session_scope(app.factory) as session:
+            session.execute(delete(Suggestion))
+            episode_id = session.scalars(select(Episode.id)).one()
+        with session_scope(app.factory) as session:
+            harvest(
+                session, episode_id, replies, app.config.moderation, T0 + timedelta(minutes=1),
+                own_handles=["storybot"], complete_for="mastodon",
+            )  # fmt: skip
+        with session_scope(app.factory) as session:
+            rows = session.execute(
+                select(
+                    Suggestion.remote_id, Suggestion.text, Suggestion.accepted,
+                    Suggestion.pending, Suggestion.reject_reason, Suggestion.flag,
+                ).order_by(Suggestion.remote_id)
+            )  # fmt: skip
+            stored.append({row.remote_id: tuple(row) for row in rows})
+        if minimum == parallel.MIN_PARALLEL:
+            assert parallel._pool is not None  # the workers judged this one
+    assert len(stored[0]) == len(replies)
+    assert stored[0] == stored[1]
+    assert sum(not row[2] for row in stored[0].values()) > 50  # hostile ones rejected
