@@ -446,7 +446,9 @@ _ASCII_PARTS = tuple((n, rules) for n, rules in _BY_PART.items() if n.isascii())
 
 def _forms(text: str) -> tuple[list[str], list[str]]:
     """The text folded, and again with the disguises inside words undone; spaced-out runs."""
-    folded = skeleton(_BREAK.sub(" . ", text)).replace("’", "'")
+    if "\\" in text or "\n" in text or "\r" in text or "\u2028" in text or "\u2029" in text:
+        text = _BREAK.sub(" . ", text)
+    folded = skeleton(text).replace("’", "'")
     joined = _INNER_PUNCT.sub("", folded)
     runs: list[str] = []
 

@@ -7,6 +7,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
 
@@ -164,6 +165,7 @@ class _TextExtractor(HTMLParser):
             self.parts.append(" " if _ADDRESS.match(shown.strip()) else shown)
 
 
+@lru_cache(maxsize=4096)  # a round's replies mention the bot, and the same friends, again and again
 def _handle(shown: str, href: str) -> str:
     """``user@host`` from a mention's text ("@ana", "@ana@host") and address."""
     user, _, host = shown.strip().lstrip("@").partition("@")
@@ -267,13 +269,21 @@ def is_own(handle: str, own_handles: Collection[str]) -> bool:
 
 def padding(text: str) -> int:
     """How many words of ``text`` are a word or phrase repeated four times or more in a row."""
+    if not _some_word_four_times(text):
+        return 0  # the common case, without counting the words twice
     return len(_WORDS.findall(text)) - len(_WORDS.findall(_collapse_runs(text)))
 
 
+def _some_word_four_times(text: str) -> bool:
+    words = _WORDS.findall(text.lower())
+    if len(words) - len(set(words)) < 3:
+        return False  # fewer than three repeats: no word is there four times (a cheap look)
+    return max(Counter(words).values()) >= 4
+
+
 def _collapse_runs(text: str) -> str:
-    counts = Counter(_WORDS.findall(text.lower()))
-    if not counts or max(counts.values()) < 4:
-        return text  # no word four times: no run (the common case, and a cheap look)
+    if not _some_word_four_times(text):
+        return text  # no word four times: no run (the common case)
     for _ in range(8):  # collapsing may line up a new run ("a a a a b a b a b a b")
         shorter = _WORD_RUN.sub(r"\1", text)
         if shorter == text:
@@ -327,9 +337,13 @@ def clean_text(raw: str, *, is_html: bool = False, max_length: int = 400) -> str
     # Removing one thing can join pieces into another ("@@ana"): repeat until nothing changes.
     for _ in range(4):
         before = text
-        text = _URL.sub(" ", text)
-        text = _MENTION.sub(" ", text)
-        text = _HASHTAG.sub(r"\1", text)
+        # Each only where its sign is (most replies have none): a search costs more.
+        if "://" in text or "ww." in text.lower():
+            text = _URL.sub(" ", text)
+        if "@" in text:
+            text = _MENTION.sub(" ", text)
+        if "#" in text:
+            text = _HASHTAG.sub(r"\1", text)
         text = _REPEAT.sub(lambda m: m.group(1) * 3, text)
         text = _SPACE.sub(" ", _collapse_runs(text)).strip()
         if text == before or not _REFORMABLE.search(text):
