@@ -210,6 +210,9 @@ class ModerationSettings(_Section):
     api_key_env: str = "STORYBOT_OPENAI_API_KEY"
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 20.0
     on_error: Literal["hold", "allow"] = "hold"
+    # Processes besides the runner that judge a busy round's replies (bot.ideas.parallel):
+    # None is one a core but one (at most 3); 0 judges everything in the runner.
+    workers: Annotated[int, Field(ge=0, le=16)] | None = None
 
 
 class ClusteringSettings(_Section):

@@ -297,6 +297,7 @@ def harvest(
             if stored.raw_text != latest[key].text
         ],
         rules,
+        settings.workers,
     )
     people = _people(session, fresh)  # meanwhile, when other processes judge a busy round
     judged = judging.result()

@@ -42,14 +42,16 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def workers() -> int:
-    """How many worker processes a busy round uses: one per core but this one's."""
+def workers(configured: int | None = None) -> int:
+    """How many worker processes a busy round uses: as configured, or one a core but one."""
+    if configured is not None:
+        return configured
     return min(MAX_WORKERS, cores() - 1)
 
 
-def start() -> int:
+def start(configured: int | None = None) -> int:
     """Start the workers now, not at the first busy round; how many are running."""
-    count = workers()
+    count = workers(configured)
     if count < 1:
         return 0
     pool = _get_pool(count)
@@ -76,10 +78,12 @@ class Judging:
     with them, so this process takes a smaller part (``OWN_SHARE`` of a worker's).
     """
 
-    def __init__(self, texts: Sequence[tuple[str, bool]], rules: Rules) -> None:
+    def __init__(
+        self, texts: Sequence[tuple[str, bool]], rules: Rules, configured: int | None = None
+    ) -> None:
         self.rules = rules
         self.distinct = list(dict.fromkeys(texts))
-        count = workers() if len(self.distinct) >= MIN_PARALLEL else 0
+        count = workers(configured) if len(self.distinct) >= MIN_PARALLEL else 0
         if count < 1:
             self.parts = [self.distinct]
         else:

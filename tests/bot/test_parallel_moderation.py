@@ -64,6 +64,14 @@ def test_a_few_texts_are_judged_here(three_cores: None) -> None:
     assert parallel._pool is None  # no worker was started for them
 
 
+def test_no_workers_when_the_operator_says_so(three_cores: None) -> None:
+    wanted = texts(1500)
+    judging = parallel.Judging(wanted, RULES, configured=0)  # [moderation] workers = 0
+    assert len(judging.parts) == 1 and not judging.pending and parallel._pool is None
+    assert len(judging.result()) == len(set(wanted))
+    assert len(parallel.Judging(wanted, RULES, configured=1).pending) == 1
+
+
 @pytest.mark.parametrize("when", ["before", "while judging"])
 def test_a_killed_worker_loses_no_verdict(
     three_cores: None, caplog: pytest.LogCaptureFixture, when: str
