@@ -41,6 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.replies import BLOCKED_WORD, T0, Crowd, crowd
+from bench.targets import cpu_ticks, steal_pct
 from bot.config import ModerationSettings
 from bot.ideas import parallel
 from bot.ideas.harvest import harvest, round_clusters
@@ -71,6 +72,7 @@ class Timing:
     rank_s: float
     cpu_s: float  # this process only (not the workers', nor a PostgreSQL server's)
     workers_start_s: float = 0.0  # starting the moderation workers, before the clock
+    steal_pct: float = 0.0  # CPU time the hypervisor gave to others while it ran
 
     @property
     def total_s(self) -> float:
@@ -232,8 +234,10 @@ def measure(url: str, n: int, folder: Path, profile: Path | None = None) -> Timi
     """Harvest ``n`` seeded replies into the database at ``url``, check, return the timing."""
     replies = crowd(n, SEED)
     started = cold_start()
+    ticks = cpu_ticks()
     timing, clusters, factory = timed_harvest(url, replies, settings(folder), profile)
-    timing = dataclasses.replace(timing, workers_start_s=started)
+    stolen = steal_pct(ticks, cpu_ticks())
+    timing = dataclasses.replace(timing, workers_start_s=started, steal_pct=stolen)
     try:
         check(replies, clusters, factory)
     finally:
@@ -278,6 +282,7 @@ def figures(large: int = 100_000, budget_s: float = LARGE_BUDGET_S) -> dict[str,
         "harvest_10k_pg_rank_s": round(pg.rank_s, 3),
         "harvest_workers": parallel.workers(),
         "harvest_workers_start_s": round(small.workers_start_s, 3),
+        "harvest_10k_steal_pct": small.steal_pct,
         "harvest_100k_s": None,
     }
     expected = small.total_s * large / 10_000
@@ -293,6 +298,7 @@ def figures(large: int = 100_000, budget_s: float = LARGE_BUDGET_S) -> dict[str,
         harvest_100k_s=round(big.total_s, 3),
         harvest_100k_cpu_s=round(big.cpu_s, 3),
         harvest_100k_rank_s=round(big.rank_s, 3),
+        harvest_100k_steal_pct=big.steal_pct,
     )
     return out
 
@@ -311,7 +317,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{timing.total_s:.3f} s (first poll {timing.first_poll_s:.3f}, second poll "
             f"{timing.second_poll_s:.3f}, ranking {timing.rank_s:.3f}; {timing.cpu_s:.3f} s "
             f"CPU here, {parallel.workers()} moderation worker(s) started in "
-            f"{timing.workers_start_s:.3f} s before the clock); result checked"
+            f"{timing.workers_start_s:.3f} s before the clock; {timing.steal_pct}% stolen); "
+            "result checked"
         )
     if args.profile is not None:
         pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(30)

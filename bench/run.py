@@ -63,7 +63,7 @@ import numpy as np
 from bench.baselines import moviepy_competent
 from bench.harvest import figures as harvest_figures
 from bench.scale import run as scale_run
-from bench.targets import RESULTS, machine, verdicts, write
+from bench.targets import RESULTS, cpu_ticks, machine, steal_pct, verdicts, write
 from generation.clip.base import ClipRequest
 from generation.clip.ffmpeg import (
     SAMPLE_RATE,
@@ -359,6 +359,7 @@ def _bench(
     work: Path, repeat: int, skip_moviepy: bool, keep: Path | None, moviepy_repeat: int = 2
 ) -> dict[str, Any]:
     load_before = os.getloadavg()
+    ticks_before = cpu_ticks()
     request = prepare(work)
     assembler = FfmpegAssembler()
     renders: list[Timing] = []
@@ -410,6 +411,7 @@ def _bench(
     scale = scale_run(work / "scale")
     voice = voice_speed(work, repeat)
     load_after = os.getloadavg()
+    stolen = steal_pct(ticks_before, cpu_ticks())
 
     mb_per_20s = clip.size_bytes / 1e6 * 20.0 / clip.duration_s
     result: dict[str, Any] = {
@@ -447,6 +449,7 @@ def _bench(
         "cpus": os.cpu_count(),
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in load_after],
+        "cpu_steal_pct": stolen,
         "clip": f"{WIDTH}x{HEIGHT} {FPS}fps {SECONDS:g}s film",
     }
     if keep is not None:
@@ -460,7 +463,10 @@ def _bench(
 
 
 def _report(r: dict[str, Any]) -> None:
-    print(f"clip: {r['clip']}, {r['cpus']} CPUs, load {r['load_avg_before']}")
+    print(
+        f"clip: {r['clip']}, {r['cpus']} CPUs, load {r['load_avg_before']}, "
+        f"{r['cpu_steal_pct']}% of CPU time stolen by the hypervisor during the run"
+    )
     print(f"render        {r['render_s']:7.2f} s wall {r['render_cpu_s']:7.2f} s CPU")
     print(f"floor         {r['floor_s']:7.2f} s wall {r['floor_cpu_s']:7.2f} s CPU")
     print(
@@ -496,8 +502,9 @@ def _report(r: dict[str, Any]) -> None:
             f"CPU second; load {r['voice_load_s']:.2f} s; target >= 5)"
         )
     print(
-        f"harvest 10k   {r['harvest_10k_s']:7.2f} s SQLite ({r['harvest_10k_cpu_s']:.2f} s CPU; "
-        f"target <= 1), {r['harvest_10k_pg_s']:.2f} s PostgreSQL; result checked"
+        f"harvest 10k   {r['harvest_10k_s']:7.2f} s SQLite ({r['harvest_10k_cpu_s']:.2f} s CPU "
+        f"here, {r['harvest_workers']} moderation worker(s), {r['harvest_10k_steal_pct']}% "
+        f"stolen; target <= 1), {r['harvest_10k_pg_s']:.2f} s PostgreSQL; result checked"
     )
     big = r["harvest_100k_s"]
     print(

@@ -76,6 +76,26 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, all) CPU ticks since boot, from /proc/stat; (0, 0) where there is none.
+
+    Steal is time the hypervisor gave this VM's CPUs to someone else: while it is high, every
+    wall-clock figure (and CPU time, too) is slower for reasons outside the code.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0, 0
+    ticks = [int(value) for value in fields[:8]]  # user .. steal; guest time is in user
+    return (ticks[7] if len(ticks) > 7 else 0), sum(ticks)
+
+
+def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of CPU time stolen between two ``cpu_ticks()`` readings, in per cent."""
+    total = after[1] - before[1]
+    return round(100.0 * (after[0] - before[0]) / total, 1) if total > 0 else 0.0
+
+
 def write(result: dict[str, Any], where: dict[str, Any], path: Path = RESULTS) -> None:
     """The results file: the machine, the figures, and each target's verdict."""
     document = {
