@@ -1,9 +1,10 @@
 """A busy round's replies judged on every core: the moderation rules are CPU-bound Python.
 
 Below ``MIN_PARALLEL`` distinct texts, or with one core, they are judged in this process.
-Otherwise they are split into equal parts: worker processes judge all parts but the first,
-which this process judges meanwhile. A verdict is a pure function of the text and the rules
-(``story_state.moderation.judge_texts``), so where a text was judged changes nothing.
+Otherwise they are split into parts: worker processes judge all parts but the first, a smaller
+one, which this process judges after its own database work. A verdict is a pure function of
+the text and the rules (``story_state.moderation.judge_texts``), so where a text was judged
+changes nothing.
 
 The workers start at the first busy round (or at ``start()``) and stay for the next. They are
 started by ``forkserver``, as clean interpreters: a fork of a runner with threads could
@@ -112,11 +113,6 @@ class Judging:
                     _drop(exc)
             verdicts.extend(judge_texts(part, self.rules))
         return dict(zip(self.distinct, verdicts, strict=True))
-
-
-def judge_all(texts: Sequence[tuple[str, bool]], rules: Rules) -> dict[tuple[str, bool], Verdict]:
-    """``Judging(texts, rules).result()``, with nothing to do in between."""
-    return Judging(texts, rules).result()
 
 
 def _get_pool(count: int) -> ProcessPoolExecutor:
