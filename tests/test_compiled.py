@@ -184,23 +184,22 @@ def _stale_copy(tmp_path: Path) -> tuple[Path, list[Path]]:
     return package, builds
 
 
-def test_a_build_older_than_its_source_is_removed(tmp_path: Path) -> None:
-    package, builds = _stale_copy(tmp_path)
-    kept = sorted(p.name for p in package.glob("*.so") if not p.name.startswith("text"))
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; sys.path.insert(0, sys.argv[1]); import story_state.text as t; "
-            "print(t.__file__)",
-            str(tmp_path),
-        ],
+def _python_in(folder: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that imports story_state from ``folder`` first."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, sys.argv[1])\n{code}", str(folder)],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=folder,
         timeout=120,
         check=False,
     )
+
+
+def test_a_build_older_than_its_source_is_removed(tmp_path: Path) -> None:
+    package, builds = _stale_copy(tmp_path)
+    kept = sorted(p.name for p in package.glob("*.so") if not p.name.startswith("text"))
+    run = _python_in(tmp_path, "import story_state.text as t; print(t.__file__)")
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(package / "text.py")
     assert not any(build.exists() for build in builds)
@@ -212,22 +211,13 @@ def test_a_build_older_than_its_source_is_removed(tmp_path: Path) -> None:
 
 def test_a_stale_build_that_cannot_be_removed_stops_the_import(tmp_path: Path) -> None:
     _, builds = _stale_copy(tmp_path)
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import os, sys; sys.path.insert(0, sys.argv[1])\n"
-            "def deny(path, *args, **kwargs):\n"
-            "    raise PermissionError(30, 'Read-only file system', path)\n"
-            "os.remove = deny\n"
-            "import story_state",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
+    run = _python_in(
+        tmp_path,
+        "import os\n"
+        "def deny(path, *args, **kwargs):\n"
+        "    raise PermissionError(30, 'Read-only file system', path)\n"
+        "os.remove = deny\n"
+        "import story_state",
     )
     assert run.returncode != 0
     assert "ImportError" in run.stderr
