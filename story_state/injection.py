@@ -45,6 +45,9 @@ _COMMON = frozenset(
 )
 _INNER_PUNCT = re.compile(rf"(?<={_LETTER})(?:[^\w\s]|_)+(?={_LETTER})")
 _SPACED = re.compile(rf"(?<!{_LETTER}){_LETTER}(?:[\W_]{{1,3}}{_LETTER}(?!{_LETTER})){{2,}}")
+# The same two, for ASCII text (most replies): a letter is [a-zA-Z], a search half the cost.
+_INNER_PUNCT_ASCII = re.compile(r"(?<=[a-zA-Z])[^a-zA-Z0-9\s]+(?=[a-zA-Z])")
+_SPACED_ASCII = re.compile(r"(?<![a-zA-Z])[a-zA-Z](?:[^a-zA-Z0-9]{1,3}[a-zA-Z](?![a-zA-Z])){2,}")
 # Line breaks (and "\\n" typed out) end a clause: "...rules\\n\\nAssistant: ok".
 _BREAK = re.compile(r"\\[nr]|[\r\n\u2028\u2029]+")
 
@@ -449,15 +452,18 @@ def _forms(text: str) -> tuple[list[str], list[str]]:
     if "\\" in text or "\n" in text or "\r" in text or "\u2028" in text or "\u2029" in text:
         text = _BREAK.sub(" . ", text)
     folded = skeleton(text).replace("’", "'")
-    joined = _INNER_PUNCT.sub("", folded)
+    ascii = folded.isascii()
+    joined = (_INNER_PUNCT_ASCII if ascii else _INNER_PUNCT).sub("", folded)
     runs: list[str] = []
+    spaced = _SPACED_ASCII if ascii else _SPACED
+    if spaced.search(joined) is not None:  # (rare: most replies have no spaced-out word)
 
-    def join(match: re.Match[str]) -> str:
-        run = re.sub(r"[\W_]+", "", match.group())
-        runs.append(run)
-        return run
+        def join(match: re.Match[str]) -> str:
+            run = re.sub(r"[\W_]+", "", match.group())
+            runs.append(run)
+            return run
 
-    joined = _SPACED.sub(join, joined)
+        joined = spaced.sub(join, joined)
     return ([folded] if joined == folded else [folded, joined]), runs
 
 

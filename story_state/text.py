@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
+from typing import NamedTuple
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 # "@ana", "@ana@example.social", "@storybot@127.0.0.1:8000" (Takahe names local accounts with
 # the port), and the ":" or "," typed after a mention that opens a reply ("@storybot: idea").
 _MENTION = re.compile(r"(?<!\w)@([\w.-]+(?:@[\w.-]+(?::\d{1,5})?)?)[:,]?")
 _HASHTAG = re.compile(r"(?<!\w)#(\w+)")
-_SPACE = re.compile(r"\s+")
 _REFORMABLE = re.compile(r"[@#]|://|www\.", re.IGNORECASE)
 _MARKUP = re.compile(
     r"<\s*/?\s*(?:script|iframe|img|style|object|embed|svg|a|link|meta)\b|javascript:", re.I
@@ -25,6 +25,7 @@ _REPEAT = re.compile(r"(.)\1{5,}")
 # A word (or a phrase of up to three) said four times or more in a row: padding.
 _WORD_RUN = re.compile(r"(?<!\w)(\w+(?:\W+\w+){0,2}?)(?:\W+\1(?!\w)){3,}", re.IGNORECASE)
 _WORDS = re.compile(r"\w+")
+_ALNUM = re.compile(r"[^\W_]")  # a letter or a digit: str.isalnum()
 # An address shown as a link's text ("example.com/page"): dropped with the link.
 _ADDRESS = re.compile(r"^\S*[./]\S*$")
 _HREF = re.compile(r"^[a-z][a-z0-9+.-]*://([^/?#]+)([^?#]*)", re.IGNORECASE)
@@ -94,63 +95,60 @@ class Reading:
     links: tuple[str, ...]
 
 
-class _TextExtractor(HTMLParser):
+class _Reader:
+    """A reply's HTML as people read it, fed tag by tag: by ``_read_sanitised`` (the HTML
+    Mastodon-family servers send) or, for anything else, by ``HTMLParser`` (``_TextExtractor``).
+
+    A plain class (no parser in it), so that mypyc compiles it: the sanitised path's calls to
+    it are native calls, where ``HTMLParser``'s handlers cost about 40 µs a reply.
+    """
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.plain: list[str] = []  # text outside links, where typed addresses are counted
         self.mentions: list[str] = []
         self.links: list[str] = []
-        self._skip = 0
-        self._link: tuple[str, str, list[str]] | None = None  # kind, href, the text shown
+        self.skip = 0  # inside <script> or <style>
+        self.link_kind = ""  # "mention", "tag" or "link" inside <a>; "" outside
+        self.link_href = ""
+        self.shown: list[str] = []  # the text shown inside <a>
 
-    def _emit(self, text: str) -> None:
-        if self._link is not None:
-            self._link[2].append(text)
+    def emit(self, text: str) -> None:
+        if self.link_kind:
+            self.shown.append(text)
         else:
             self.parts.append(text)
             self.plain.append(text)
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def start(self, tag: str, link: tuple[str, str]) -> None:
+        """A start tag; ``link`` is an <a>'s (kind, href) (``_link_of``)."""
         if tag in ("script", "style"):
-            self._skip += 1
+            self.skip += 1
         elif tag in _BLOCK_TAGS:
-            self._emit(" ")
+            self.emit(" ")
         elif tag == "a":
-            self._end_link()
-            found = {name: value or "" for name, value in attrs}
-            classes, rel = found.get("class", "").split(), found.get("rel", "").split()
-            kind = (
-                "tag"
-                if "hashtag" in classes or "tag" in rel
-                else "mention"
-                if "mention" in classes
-                else "link"
-            )
-            self._link = (kind, found.get("href", "").strip(), [])
+            self.end_link()
+            self.link_kind, self.link_href = link
+            self.shown = []
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style") and self._skip:
-            self._skip -= 1
+    def end(self, tag: str) -> None:
+        if tag in ("script", "style") and self.skip:
+            self.skip -= 1
         elif tag in _BLOCK_TAGS:
-            self._emit(" ")
+            self.emit(" ")
         elif tag == "a":
-            self._end_link()
+            self.end_link()
 
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self._emit(data)
+    def data(self, text: str) -> None:
+        if not self.skip:
+            self.emit(text)
 
-    def close(self) -> None:
-        super().close()
-        self._end_link()
-
-    def _end_link(self) -> None:
-        if self._link is None:
+    def end_link(self) -> None:
+        kind, href = self.link_kind, self.link_href
+        if not kind:
             return
-        kind, href, shown_parts = self._link
-        self._link = None
-        shown = "".join(shown_parts)
+        self.link_kind = ""
+        shown = "".join(self.shown)
         if kind == "mention" or (kind == "link" and shown.strip().startswith("@")):
             handle = _handle(shown, href)
             self.mentions.append(handle)
@@ -163,6 +161,50 @@ class _TextExtractor(HTMLParser):
             self.links.append(href)
             # The address shown as text goes with the link; words shown stay words.
             self.parts.append(" " if _ADDRESS.match(shown.strip()) else shown)
+
+    def reading(self) -> Reading:
+        """What was read, once the HTML has ended."""
+        self.end_link()
+        plain = "".join(self.plain)
+        return Reading(
+            "".join(self.parts),
+            (*self.mentions, *_mentions_in(plain)),
+            (*self.links, *_urls_in(plain)),
+        )
+
+
+def _link_of(attrs: list[tuple[str, str | None]]) -> tuple[str, str]:
+    """An <a>'s kind (a mention, a hashtag or a link) and address, from its attributes."""
+    found = {name: value or "" for name, value in attrs}
+    classes, rel = found.get("class", "").split(), found.get("rel", "").split()
+    kind = (
+        "tag"
+        if "hashtag" in classes or "tag" in rel
+        else "mention"
+        if "mention" in classes
+        else "link"
+    )
+    return kind, found.get("href", "").strip()
+
+
+_NO_LINK = ("", "")
+
+
+class _TextExtractor(HTMLParser):
+    """``HTMLParser`` feeding a ``_Reader``: for HTML that ``_read_sanitised`` does not know."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.reader = _Reader()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.reader.start(tag, _link_of(attrs) if tag == "a" else _NO_LINK)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.reader.end(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.reader.data(data)
 
 
 @lru_cache(maxsize=4096)  # a round's replies mention the bot, and the same friends, again and again
@@ -182,49 +224,71 @@ def _handle(shown: str, href: str) -> str:
     return (f"{user}@{host}" if host else user).lower()
 
 
-# One token of the HTML Mastodon-family servers send (sanitised: known tags, quoted
-# attributes, character references): a tag, or text up to the next "<".
-_TAG_OR_TEXT = re.compile(
+# The HTML Mastodon-family servers send is sanitised: known tags, quoted attributes,
+# character references. Split at each tag ("<" to the next ">"), a reply is text and tags in
+# turn; a tag must then be one whole tag as this reads it (``_TAG``), and text hold no "<".
+_SPLIT = re.compile(r"(<[^>]*>)")
+_TAG = re.compile(
     r"<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
-    r"(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'))?)*)\s*(/?)>|([^<]+)"
+    r"(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'))?)*)\s*(/?)>"
 )
 _ATTRIBUTE = re.compile(r"([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'))?")
 _RAW_TEXT_TAGS = frozenset({"script", "style", "textarea", "title", "plaintext", "xmp"})
 
 
-def _feed_sanitised(parser: _TextExtractor, html: str) -> bool:
-    """Feed ``html`` to ``parser`` as ``HTMLParser.feed`` would, if it is plain sanitised HTML.
+class _Tag(NamedTuple):
+    name: str  # lower-case
+    closing: bool
+    self_closing: bool
+    link: tuple[str, str]  # an <a>'s (kind, href): ``_link_of``
+
+
+@lru_cache(maxsize=8192)  # <p>, </span>, the bot's mention: the same tags again and again
+def _tag(markup: str) -> _Tag | None:
+    """The tag ``markup`` is, or None if it is none the sanitised path reads."""
+    found = _TAG.fullmatch(markup)
+    if found is None:
+        return None
+    closing, name, attributes, self_closing = found.groups()
+    name = name.lower()
+    if name in _RAW_TEXT_TAGS:
+        return None
+    link = _NO_LINK
+    if name == "a" and not closing:  # only a link's attributes matter (see _Reader.start)
+        link = _link_of(
+            [(a.group(1).lower(), _attribute_value(a)) for a in _ATTRIBUTE.finditer(attributes)]
+        )
+    return _Tag(name, bool(closing), bool(self_closing), link)
+
+
+def _read_sanitised(html: str) -> Reading | None:
+    """``html`` read as ``HTMLParser`` would feed it, if it is plain sanitised HTML.
 
     ``HTMLParser`` costs about 100 µs a reply in pure Python, and a busy round has thousands.
-    Anything this tokenizer does not know (a comment, a stray "<", an unquoted attribute, a
-    raw-text element such as <script>) makes it give up and return False; the caller then
-    hands the reply to a fresh ``HTMLParser``.
+    Anything this reader does not know (a comment, a stray "<", an unquoted attribute, a
+    raw-text element such as <script>) makes it give up and return None; the caller then
+    hands the reply to ``HTMLParser``.
     """
-    position = 0
-    for match in _TAG_OR_TEXT.finditer(html):
-        if match.start() != position:
-            return False  # something between two tokens that is neither
-        position = match.end()
-        closing, tag, attributes, self_closing, text = match.groups()
-        if text is not None:
-            parser.handle_data(unescape(text) if "&" in text else text)
+    reader = _Reader()
+    pieces = _SPLIT.split(html)
+    for index in range(0, len(pieces), 2):  # text, tag, text, ..., text
+        text = pieces[index]
+        if text:
+            if "<" in text:
+                return None  # a stray "<" (or one a tag never closes)
+            reader.data(unescape(text) if "&" in text else text)
+        if index + 1 == len(pieces):
+            break
+        tag = _tag(pieces[index + 1])
+        if tag is None:
+            return None
+        if tag.closing:
+            reader.end(tag.name)
             continue
-        tag = tag.lower()
-        if tag in _RAW_TEXT_TAGS:
-            return False
-        if closing:
-            parser.handle_endtag(tag)
-            continue
-        # Only a link's attributes matter (see _TextExtractor).
-        found = (
-            [(a.group(1).lower(), _attribute_value(a)) for a in _ATTRIBUTE.finditer(attributes)]
-            if tag == "a"
-            else []
-        )
-        parser.handle_starttag(tag, found)
-        if self_closing:
-            parser.handle_endtag(tag)
-    return position == len(html)
+        reader.start(tag.name, tag.link)
+        if tag.self_closing:
+            reader.end(tag.name)
+    return reader.reading()
 
 
 def _attribute_value(found: re.Match[str]) -> str | None:
@@ -235,24 +299,26 @@ def _attribute_value(found: re.Match[str]) -> str | None:
 def read_reply(raw: str, *, is_html: bool = False) -> Reading:
     """The text people see, with its mentions and links counted once each."""
     if not is_html:
-        return Reading(raw, _mentions_in(raw), tuple(_URL.findall(raw)))
-    parser = _TextExtractor()
-    if _feed_sanitised(parser, raw):
-        parser._end_link()
-    else:
+        return Reading(raw, _mentions_in(raw), _urls_in(raw))
+    reading = _read_sanitised(raw)
+    if reading is None:
         parser = _TextExtractor()
         parser.feed(raw)
         parser.close()
-    plain = "".join(parser.plain)
-    return Reading(
-        "".join(parser.parts),
-        (*parser.mentions, *_mentions_in(plain)),
-        (*parser.links, *_URL.findall(plain)),
-    )
+        reading = parser.reader.reading()
+    return reading
+
+
+def _urls_in(text: str) -> tuple[str, ...]:
+    if "://" not in text and "ww." not in text.lower():
+        return ()  # most replies: no address to look for (a search costs more)
+    return tuple(_URL.findall(text))
 
 
 def _mentions_in(text: str) -> tuple[str, ...]:
     """The handles typed in ``text``; an address's "/@ana/123" is part of a link, not one."""
+    if "@" not in text:
+        return ()
     return tuple(m.group(1).lower() for m in _MENTION.finditer(_URL.sub(" ", text)))
 
 
@@ -294,7 +360,7 @@ def _collapse_runs(text: str) -> str:
 
 def _strip_marks(text: str) -> str:
     if text.isascii():  # most replies: control characters are all there is to strip
-        return text.translate(_ASCII_CONTROLS)
+        return text if text.isprintable() else text.translate(_ASCII_CONTROLS)
     out: list[str] = []
     marks = 0
     for ch in text:
@@ -315,7 +381,8 @@ def skeleton(text: str) -> str:
     """``text`` as the blocklist sees it: NFKC, case-folded, with no hidden characters or
     accents, and look-alike letters from other scripts mapped to the Latin ones."""
     if text.isascii():  # most replies: nothing to normalise, fold or map
-        return text.lower().translate(_ASCII_CONTROLS)
+        text = text.lower()
+        return text if text.isprintable() else text.translate(_ASCII_CONTROLS)
     text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLE_CAPITALS).casefold()
     text = unicodedata.normalize("NFKD", text)
     kept = (
@@ -345,7 +412,7 @@ def clean_text(raw: str, *, is_html: bool = False, max_length: int = 400) -> str
         if "#" in text:
             text = _HASHTAG.sub(r"\1", text)
         text = _REPEAT.sub(lambda m: m.group(1) * 3, text)
-        text = _SPACE.sub(" ", _collapse_runs(text)).strip()
+        text = " ".join(_collapse_runs(text).split())  # (as re.sub(r"\s+", " ", ...).strip())
         if text == before or not _REFORMABLE.search(text):
             break
     return shorten(text, max_length)
@@ -376,7 +443,7 @@ def reject_reason(
     Links and mentions are counted as people see them (``read_reply``), the bot's own
     handles (``own_handles``) not at all.
     """
-    if not cleaned or not any(ch.isalnum() for ch in cleaned):
+    if _ALNUM.search(cleaned) is None:
         return "empty after cleaning"
     if _MARKUP.search(cleaned):
         return "markup or code"

@@ -370,18 +370,19 @@ DELETED = "deleted by its author"
 
 def _withdraw_deleted(session: Session, round_id: int, platform: str, replies: list[Reply]) -> None:
     present = {r.remote_id for r in replies if r.platform == platform}
-    standing = session.execute(
-        select(Suggestion.id, Suggestion.remote_id).where(
-            Suggestion.round_id == round_id,
-            Suggestion.platform == platform,
-            Suggestion.reject_reason.is_distinct_from(DELETED),
+    # Core, as plain rows: the ORM's handling of a busy round's rows cost ten times the query.
+    standing = session.connection().execute(
+        select(_SUGGESTIONS.c.id, _SUGGESTIONS.c.remote_id).where(
+            _SUGGESTIONS.c.round_id == round_id,
+            _SUGGESTIONS.c.platform == platform,
+            _SUGGESTIONS.c.reject_reason.is_distinct_from(DELETED),
         )
-    ).all()
-    gone = [row.id for row in standing if row.remote_id not in present]
+    )
+    gone = [id for id, remote_id in standing if remote_id not in present]
     for chunk in _chunks(gone):
         session.execute(
-            update(Suggestion)
-            .where(Suggestion.id.in_(chunk))
+            update(_SUGGESTIONS)
+            .where(_SUGGESTIONS.c.id.in_(chunk))
             .values(accepted=False, pending=False, reject_reason=DELETED)
         )
 

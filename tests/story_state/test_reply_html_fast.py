@@ -29,16 +29,11 @@ def _slow(html: str) -> Reading:
     parser = text._TextExtractor()
     parser.feed(html)
     parser.close()
-    plain = "".join(parser.plain)
-    return Reading(
-        "".join(parser.parts),
-        (*parser.mentions, *text._mentions_in(plain)),
-        (*parser.links, *text._URL.findall(plain)),
-    )
+    return parser.reader.reading()
 
 
 def _fast_accepts(html: str) -> bool:
-    return text._feed_sanitised(text._TextExtractor(), html)
+    return text._read_sanitised(html) is not None
 
 
 PIECES = (
@@ -62,6 +57,10 @@ PIECES = (
     "> quoted & raw",
     "\u202e\u0301 zalgo\u0300\u0301\u0302",
     "<ul><li>one</li><li>two</li></ul>",
+    "a > b, c >> d ",
+    "<P CLASS='x'>shouting</P>",
+    '<a href="https://example.com/@dee" class="u-url mention">@dee@example.com</a>',
+    "<br/>\n\t",
 )
 
 
@@ -91,6 +90,11 @@ def test_random_sanitised_markup_reads_the_same() -> None:
         '<p>unclosed <a href="https://example.com"',
         "<![CDATA[x]]><p>y</p>",
         "< p>spaced</p>",
+        '<p><a href="https://example.com/x>y">z</a></p>',
+        "<p>the end <",
+        "<p>a<b</p>",
+        "<p>x</p><!DOCTYPE html>",
+        "<p>ok</p><textarea><p>not a tag</p></textarea>",
     ],
 )
 def test_markup_the_fast_path_does_not_know_goes_to_html_parser(html: str) -> None:
