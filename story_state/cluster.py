@@ -49,7 +49,10 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=1 << 16)  # grouping and then ranking a cluster read each text twice
 def tokens(text: str) -> frozenset[str]:
-    words = [w.lower() for w in _WORD.findall(text)]
+    # (Lower-cased first where that cannot change a word's letters: ASCII, most replies.)
+    words = (
+        _WORD.findall(text.lower()) if text.isascii() else [w.lower() for w in _WORD.findall(text)]
+    )
     content = [stem(w) for w in words if w not in STOPWORDS]
     return frozenset(content or (stem(w) for w in words))
 
@@ -101,6 +104,8 @@ def group_texts(
         raise ValueError("threshold must be in (0, 1]")
     sets = [tokens(t) for t in texts]
     freq: Counter[str] = Counter(tok for s in sets for tok in s)
+    # Each token's place rarest-first (then alphabetical): a prefix is a set in this order.
+    rank = {tok: r for r, tok in enumerate(sorted(freq, key=lambda tok: (freq[tok], tok)))}
     distinct = list(dict.fromkeys(sets))  # identical sets are one node
     parent = list(range(len(distinct)))
 
@@ -112,23 +117,30 @@ def group_texts(
 
     index: dict[str, list[int]] = defaultdict(list)  # prefix token → earlier nodes
     sizes = [len(s) for s in distinct]
+    seen = [False] * len(distinct)  # nodes compared with the current one already
     for i, s in enumerate(distinct):
         size = sizes[i]
-        ordered = sorted(s, key=lambda tok: (freq[tok], tok))
+        ordered = sorted(s, key=rank.__getitem__)
         prefix = ordered[: size - math.ceil(threshold * size) + 1]
         low, high = threshold * size, size / threshold
-        seen: set[int] = set()
         checks = 0
+        touched: list[int] = []
         for tok in prefix:
             for j in index[tok][-MAX_CHECKS:]:  # the most recent ideas sharing this token
                 checks += 1
-                if j in seen:
+                if seen[j]:
                     continue
-                seen.add(j)
+                seen[j] = True
+                touched.append(j)
                 other = sizes[j]
                 if not low <= other <= high:
                     continue
-                shared = len(s & distinct[j])  # jaccard(), inlined: the hot loop of a round
+                # jaccard(), inlined (a count, not a new set): the hot loop of a round
+                theirs = distinct[j]
+                shared = 0
+                for tok_ in s:
+                    if tok_ in theirs:
+                        shared += 1
                 if shared / (size + other - shared) >= threshold:
                     root = find(j)
                     # Single links may chain; staying near the cluster's first idea stops drift.
@@ -136,6 +148,8 @@ def group_texts(
                         parent[find(i)] = root
             if checks >= MAX_CHECKS:
                 break
+        for j in touched:
+            seen[j] = False
         for tok in prefix:
             index[tok].append(i)
     node_of = {s: n for n, s in enumerate(distinct)}

@@ -76,7 +76,12 @@ _ROWS_PER_INSERT = 1000
 _MAX_PARAMETERS = 30_000
 
 
-def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_many(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
     """INSERT ``rows`` (each with the same keys), many a statement, through the driver.
 
     SQLAlchemy builds and processes each row's parameters in Python, about 17 µs a row; a
@@ -84,32 +89,41 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     still goes through its column type's bind processor (UTC datetimes, booleans), so the
     stored rows are those a Core ``insert`` would store. A driver with another paramstyle
     gets the Core ``insert``.
+
+    With ``returning``, those columns of the inserted rows come back (through each column's
+    result processor), in no particular order: a new row's id without a query to find it.
     """
     if not rows:
-        return
+        return []
     connection = session.connection()
     dialect = connection.dialect
     mark = _PLACEHOLDER.get(dialect.paramstyle)
+    returned = [table.c[name] for name in returning]
     if mark is None:
-        session.execute(insert(table), list(rows))
-        return
+        statement = insert(table)
+        if returned:
+            inserted = session.execute(statement.returning(*returned), list(rows))
+            return [tuple(row) for row in inserted]
+        session.execute(statement, list(rows))
+        return []
     names = list(rows[0])
     columns = [table.c[name] for name in names]
-    convert = [
-        (position, processor)
-        for position, column in enumerate(columns)
-        if (processor := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-    ]
-    values: list[Any] = []
-    for row in rows:
-        found = [row[name] for name in names]
-        for position, processor in convert:
-            found[position] = processor(found[position])
-        values.extend(found)
+    # Column by column, each value through its column's bind processor, then row by row.
+    values_of: list[list[Any]] = []
+    for name, column in zip(names, columns, strict=True):
+        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        found = [row[name] for row in rows]
+        values_of.append(found if processor is None else [processor(v) for v in found])
+    values = [value for row in zip(*values_of, strict=True) for value in row]
     quote = dialect.identifier_preparer
     head = (
         f"INSERT INTO {quote.format_table(table)} "
         f"({', '.join(quote.format_column(column) for column in columns)}) VALUES "
+    )
+    tail = (
+        f" RETURNING {', '.join(quote.format_column(column) for column in returned)}"
+        if returned
+        else ""
     )
     one = f"({', '.join([mark] * len(columns))})"
     # Many rows a statement: an executemany still runs the statement once a row (psycopg
@@ -117,11 +131,38 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     # (SQLite at 32,766).
     per = max(1, min(_ROWS_PER_INSERT, _MAX_PARAMETERS // len(columns)))
     width = per * len(columns)
-    full = head + ", ".join([one] * per)
+    full = head + ", ".join([one] * per) + tail
+    found_rows: list[tuple[Any, ...]] = []
     for start in range(0, len(values), width):
         part = values[start : start + width]
-        sql = full if len(part) == width else head + ", ".join([one] * (len(part) // len(columns)))
-        connection.exec_driver_sql(sql, tuple(part))
+        sql = (
+            full
+            if len(part) == width
+            else head + ", ".join([one] * (len(part) // len(columns))) + tail
+        )
+        result = connection.exec_driver_sql(sql, tuple(part))
+        if returned:
+            found_rows.extend(_processed(result.all(), returned, dialect))
+    return found_rows
+
+
+def _processed(
+    rows: Sequence[Sequence[Any]], columns: Sequence[Any], dialect: Any
+) -> Iterator[tuple[Any, ...]]:
+    """``rows`` read through each column's result processor, as from a Core ``select``."""
+    convert = [
+        (position, reader)
+        for position, column in enumerate(columns)
+        if (reader := column.type.dialect_impl(dialect).result_processor(dialect, None))
+    ]
+    for row in rows:
+        if not convert:
+            yield tuple(row)
+            continue
+        found = list(row)
+        for position, reader in convert:
+            found[position] = reader(found[position])
+        yield tuple(found)
 
 
 def select_in(
@@ -143,18 +184,14 @@ def select_in(
     dialect = connection.dialect
     mark = _PLACEHOLDER.get(dialect.paramstyle)
     wanted = [table.c[name] for name in columns]
-    convert = [
-        (position, reader)
-        for position, column in enumerate(wanted)
-        if (reader := column.type.dialect_impl(dialect).result_processor(dialect, None))
-    ]
     fixed = list(where.items())
     for start in range(0, len(values), chunk):
         part = list(values[start : start + chunk])
         if mark is None:
             clauses = [table.c[name] == value for name, value in fixed]
             query = select(*wanted).where(*clauses, table.c[key].in_(part))
-            rows: Sequence[Sequence[Any]] = session.execute(query).all()
+            yield from (tuple(row) for row in session.execute(query))  # processed already
+            continue
         else:
             quote = dialect.identifier_preparer
             tests = [f"{quote.format_column(table.c[name])} = {mark}" for name, _ in fixed]
@@ -167,11 +204,4 @@ def select_in(
             )
             args = tuple(value for _, value in fixed) + tuple(part)
             rows = connection.exec_driver_sql(sql, args).all()
-        for row in rows:
-            if not convert:
-                yield tuple(row)
-                continue
-            found = list(row)
-            for position, reader in convert:
-                found[position] = reader(found[position])
-            yield tuple(found)
+            yield from _processed(rows, wanted, dialect)

@@ -195,7 +195,7 @@ def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Pe
         if key not in found:
             missing.setdefault(key, reply.author_name)
     if missing:
-        insert_many(
+        added = insert_many(
             session,
             _CONTRIBUTORS,
             [
@@ -207,8 +207,11 @@ def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Pe
                 }
                 for (platform, handle), name in missing.items()
             ],
+            returning=("id", "platform", "handle"),
         )
-        load(_by_platform(missing))
+        found.update(
+            ((platform, handle), _Person(id, handle, False)) for id, platform, handle in added
+        )
     return found
 
 
