@@ -46,7 +46,7 @@ from bot.config import ModerationSettings
 from bot.ideas import parallel
 from bot.ideas.harvest import harvest, round_clusters
 from story_state import migrate
-from story_state.cluster import stem, tokens
+from story_state.cluster import forget as forget_tokens
 from story_state.db import make_engine, session_factory, session_scope
 from story_state.engine import Cluster
 from story_state.lifecycle import EpisodeState, RoundStatus, StoryStatus
@@ -222,8 +222,7 @@ def cold_start() -> float:
     round) and which is timed here on its own: the figure is the harvest's.
     """
     _judge_remembered.cache_clear()
-    tokens.cache_clear()
-    stem.cache_clear()
+    forget_tokens()
     parallel.stop()
     began = time.perf_counter()
     parallel.start()

@@ -23,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+_WORD_ASCII = re.compile(r"[a-zA-Z0-9]+(?:'[a-zA-Z0-9]+)?")  # the same, in ASCII text
 STOPWORDS = frozenset(
     "a an the and or but of to in on at for with into onto from by is are was were be been it "
     "its they them their then that this these those some just so very i we you he she his her "
@@ -49,12 +50,32 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=1 << 16)  # grouping and then ranking a cluster read each text twice
 def tokens(text: str) -> frozenset[str]:
-    # (Lower-cased first where that cannot change a word's letters: ASCII, most replies.)
-    words = (
-        _WORD.findall(text.lower()) if text.isascii() else [w.lower() for w in _WORD.findall(text)]
-    )
-    content = [stem(w) for w in words if w not in STOPWORDS]
+    if text.isascii():  # most replies: lower-cased first, which cannot change a word here
+        words = _WORD_ASCII.findall(text.lower())
+    else:
+        words = [w.lower() for w in _WORD.findall(text)]
+    content: list[str] = []
+    for word in words:
+        found = _CONTENT.get(word)
+        if found is None:
+            found = _CONTENT[word] = "" if word in STOPWORDS else stem(word)
+            if len(_CONTENT) > _CONTENT_MAX:
+                _CONTENT.clear()
+        if found:
+            content.append(found)
     return frozenset(content or (stem(w) for w in words))
+
+
+# A word's stem, or "" for a stop word: a round's vocabulary is small next to its word count.
+_CONTENT: dict[str, str] = {}
+_CONTENT_MAX = 1 << 16
+
+
+def forget() -> None:
+    """Empty the caches of stems and token sets (a benchmark's cold start)."""
+    _CONTENT.clear()
+    tokens.cache_clear()
+    stem.cache_clear()
 
 
 def centrality(texts: Sequence[str]) -> list[tuple[float, int]]:

@@ -39,6 +39,7 @@ _START = (
 )
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _LETTERS = re.compile(r"[^\W\d_]+")
+_LETTERS_ASCII = re.compile(r"[a-zA-Z]+")  # the same, in ASCII text: a cheaper class
 # Words too common to look for first: a needle is the rarest-looking word of a pattern's start.
 _COMMON = frozenset(
     "a an the and or of to in on at is are be as for with you your me my it will can re u r".split()
@@ -471,9 +472,12 @@ def _candidates(forms: list[str], runs: list[str]) -> list[int]:
     """The rules whose needles the text holds, in the order they are written."""
     found = set(_ALWAYS)
     for form in forms:
-        for word in set(_LETTERS.findall(form)):
-            found.update(_BY_WORD.get(word, ()))
-        parts = _ASCII_PARTS if form.isascii() else _BY_PART.items()
+        ascii = form.isascii()
+        for word in set((_LETTERS_ASCII if ascii else _LETTERS).findall(form)):
+            rules = _BY_WORD.get(word)
+            if rules is not None:
+                found.update(rules)
+        parts = _ASCII_PARTS if ascii else _BY_PART.items()
         for needle, rules in parts:
             if needle in form:
                 found.update(rules)

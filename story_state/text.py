@@ -225,12 +225,12 @@ def _handle(shown: str, href: str) -> str:
 
 
 # The HTML Mastodon-family servers send is sanitised: known tags, quoted attributes,
-# character references. Split at each tag ("<" to the next ">"), a reply is text and tags in
-# turn; a tag must then be one whole tag as this reads it (``_TAG``), and text hold no "<".
-_SPLIT = re.compile(r"(<[^>]*>)")
+# character references. Split at each "<", a reply is text, then tag (to the next ">") and
+# text in turn; a tag must be one whole tag as this reads it (``_TAG``, what is between "<"
+# and ">"), and no text may hold a "<".
 _TAG = re.compile(
-    r"<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
-    r"(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'))?)*)\s*(/?)>"
+    r"(/?)([a-zA-Z][a-zA-Z0-9]*)((?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
+    r"(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'))?)*)\s*(/?)"
 )
 _ATTRIBUTE = re.compile(r"([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'))?")
 _RAW_TEXT_TAGS = frozenset({"script", "style", "textarea", "title", "plaintext", "xmp"})
@@ -243,10 +243,16 @@ class _Tag(NamedTuple):
     link: tuple[str, str]  # an <a>'s (kind, href): ``_link_of``
 
 
-@lru_cache(maxsize=8192)  # <p>, </span>, the bot's mention: the same tags again and again
-def _tag(markup: str) -> _Tag | None:
-    """The tag ``markup`` is, or None if it is none the sanitised path reads."""
-    found = _TAG.fullmatch(markup)
+# Tags read before, by what is between their "<" and ">": <p>, </span>, the bot's mention
+# come again and again. A plain dict (emptied when full): an lru_cache's bookkeeping cost
+# more than reading a tag.
+_TAGS: dict[str, _Tag | None] = {}
+_TAGS_MAX = 8192
+
+
+def _tag(inside: str) -> _Tag | None:
+    """The tag "<``inside``>" is, or None if it is none the sanitised path reads."""
+    found = _TAG.fullmatch(inside)
     if found is None:
         return None
     closing, name, attributes, self_closing = found.groups()
@@ -270,24 +276,30 @@ def _read_sanitised(html: str) -> Reading | None:
     hands the reply to ``HTMLParser``.
     """
     reader = _Reader()
-    pieces = _SPLIT.split(html)
-    for index in range(0, len(pieces), 2):  # text, tag, text, ..., text
-        text = pieces[index]
-        if text:
-            if "<" in text:
-                return None  # a stray "<" (or one a tag never closes)
-            reader.data(unescape(text) if "&" in text else text)
-        if index + 1 == len(pieces):
-            break
-        tag = _tag(pieces[index + 1])
+    pieces = html.split("<")
+    if pieces[0]:
+        reader.data(unescape(pieces[0]) if "&" in pieces[0] else pieces[0])
+    for index in range(1, len(pieces)):  # each: a tag's inside, ">", then text
+        inside, closed, text = pieces[index].partition(">")
+        if not closed:
+            return None  # a stray "<", or a tag never closed
+        if inside in _TAGS:
+            tag = _TAGS[inside]
+        else:
+            tag = _tag(inside)
+            if len(_TAGS) >= _TAGS_MAX:
+                _TAGS.clear()
+            _TAGS[inside] = tag
         if tag is None:
             return None
         if tag.closing:
             reader.end(tag.name)
-            continue
-        reader.start(tag.name, tag.link)
-        if tag.self_closing:
-            reader.end(tag.name)
+        else:
+            reader.start(tag.name, tag.link)
+            if tag.self_closing:
+                reader.end(tag.name)
+        if text:
+            reader.data(unescape(text) if "&" in text else text)
     return reader.reading()
 
 
@@ -457,10 +469,24 @@ def reject_reason(
     if padded >= 6 and 2 * padded > len(_WORDS.findall(reading.text)):
         return "repeated-word padding"
     bare = skeleton(cleaned)
+    # ASCII text's skeleton is the text lower-cased: a pattern blind to case finds the same.
+    same = cleaned.isascii() and bare == cleaned.lower()
     for pattern in blocklist:
-        if pattern.search(cleaned) or pattern.search(bare):
+        if pattern.search(cleaned) or (
+            not (same and _case_blind(pattern)) and pattern.search(bare)
+        ):
             return "blocked word"
     return None
+
+
+# An inline flag that turns IGNORECASE off in part of a pattern: "(?-i:...)", "(?s-i:...)".
+_CASE_ON = re.compile(r"\(\?[aiLmsux]*-[msx]*i")
+
+
+@lru_cache(maxsize=256)
+def _case_blind(pattern: re.Pattern[str]) -> bool:
+    """Whether ``pattern`` matches a text as it matches the text in other case."""
+    return bool(pattern.flags & re.IGNORECASE) and _CASE_ON.search(pattern.pattern) is None
 
 
 def compile_blocklist(lines: list[str]) -> tuple[re.Pattern[str], ...]:

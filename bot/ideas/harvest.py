@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import random
 import re
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -102,6 +105,35 @@ def _display_name(handle: str, name: str) -> str:
     if not name or instructions_reason(name) is not None:
         return handle
     return name
+
+
+_pause_lock = threading.Lock()
+_pauses = 0  # steps running with the cycle collector paused
+_collector_was_on = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for a busy round's bulk step (harvest, ranking).
+
+    Such a step makes hundreds of thousands of short-lived rows, tuples and strings, none in a
+    reference cycle, and each 700 of them made the collector walk the young objects, and now
+    and then the whole heap: about 5 % of a 10,000-reply harvest. Reference counting still
+    frees everything as it goes; the collector runs again when the last step ends.
+    """
+    global _pauses, _collector_was_on
+    with _pause_lock:
+        if _pauses == 0:
+            _collector_was_on = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _collector_was_on:
+                gc.enable()
 
 
 # The tables, for Core inserts: the ORM's bulk insert leaves out a row's None values, so
@@ -281,6 +313,19 @@ def harvest(
     ``second_opinion``, which asks the endpoint outside this transaction. ``own_handles``
     name the bot ("storybot", "storybot@example.social"): mentioning it is not spam.
     """
+    with _collector_paused():
+        return _harvest(session, episode_id, replies, settings, later, own_handles, complete_for)
+
+
+def _harvest(
+    session: Session,
+    episode_id: int,
+    replies: list[Reply],
+    settings: ModerationSettings,
+    later: bool,
+    own_handles: Iterable[str],
+    complete_for: str | None,
+) -> int:
     episode = session.get(Episode, episode_id)
     if episode is None or episode.round is None:
         return 0
@@ -399,6 +444,13 @@ def round_clusters(
     session: Session, rnd: Round, seed: int, vector_threshold: float = 0.8
 ) -> list[engine.Cluster]:
     """The round's accepted ideas, each person counted once (their best-supported reply)."""
+    with _collector_paused():
+        return _round_clusters(session, rnd, seed, vector_threshold)
+
+
+def _round_clusters(
+    session: Session, rnd: Round, seed: int, vector_threshold: float
+) -> list[engine.Cluster]:
     # The columns ranking needs, not whole rows: a busy round has thousands. Read as Core
     # rows (after a flush, as the ORM's autoflush would): the ORM's row handling doubled it.
     session.flush()

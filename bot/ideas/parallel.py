@@ -14,6 +14,7 @@ in time is dropped, and its parts are judged here; the next busy round starts a 
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -98,7 +99,7 @@ class Judging:
         if len(self.parts) > 1:
             try:
                 pool = _get_pool(count)
-                self.pending = [pool.submit(judge_texts, part, rules) for part in self.parts[1:]]
+                self.pending = [pool.submit(_judge_part, part, rules) for part in self.parts[1:]]
             except Exception as exc:  # no pool: the work is still done, here
                 _drop(exc)
 
@@ -113,6 +114,15 @@ class Judging:
                     _drop(exc)
             verdicts.extend(judge_texts(part, self.rules))
         return dict(zip(self.distinct, verdicts, strict=True))
+
+
+def _judge_part(texts: Sequence[tuple[str, bool]], rules: Rules) -> list[Verdict]:
+    """A worker's part, judged with the cycle collector paused (see ``harvest``'s reason)."""
+    gc.disable()
+    try:
+        return judge_texts(texts, rules)
+    finally:
+        gc.enable()
 
 
 def _get_pool(count: int) -> ProcessPoolExecutor:
