@@ -6,9 +6,11 @@ of every kind); the workers are real processes started by forkserver.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -18,7 +20,7 @@ from sqlalchemy import delete, select
 from bench.replies import BLOCKED_WORD, crowd
 from bot.app import App
 from bot.ideas import parallel
-from bot.ideas.harvest import harvest
+from bot.ideas.harvest import _collector_paused, harvest
 from story_state.db import session_scope
 from story_state.models import Episode, Suggestion
 from story_state.moderation import Rules, judge_text
@@ -129,3 +131,38 @@ def test_a_busy_harvest_stores_the_verdicts_of_one_process(
     assert len(stored[0]) == len(replies)
     assert stored[0] == stored[1]
     assert sum(not row[2] for row in stored[0].values()) > 50  # hostile ones rejected
+
+
+def test_the_cycle_collector_is_paused_only_while_a_bulk_step_runs() -> None:
+    """Paused for a harvest or a ranking (nested, or in two threads at once), and back on
+    when the last one ends, whether it ended with an error or not; left off if it was off."""
+    assert gc.isenabled()
+    inside = threading.Event()
+    release = threading.Event()
+    seen: list[bool] = []
+
+    def other_step() -> None:
+        with _collector_paused():
+            inside.set()
+            release.wait(10)
+            seen.append(gc.isenabled())
+
+    thread = threading.Thread(target=other_step)
+    thread.start()
+    assert inside.wait(10)
+    with pytest.raises(RuntimeError), _collector_paused():
+        with _collector_paused():
+            seen.append(gc.isenabled())
+        raise RuntimeError("a step failed")
+    assert not gc.isenabled()  # the other thread's step still runs
+    release.set()
+    thread.join(10)
+    assert seen == [False, False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collector_paused():
+            pass
+        assert not gc.isenabled()  # an operator's (or a test's) choice stays
+    finally:
+        gc.enable()
