@@ -23,7 +23,7 @@ help:
 	@echo "make run    - install the offline default, migrate, start the bot (sandbox on :8080)"
 	@echo "make test   - install everything the tests need (apt, venv, CPU torch) and run them"
 	@echo "make check  - ruff (lint + format check), mypy --strict and the import contracts"
-	@echo "make compiled - compile the moderation and clustering modules with mypyc (make test/bench do it)"
+	@echo "make compiled - compile the moderation, clustering and ranking modules with mypyc (make test/bench do it)"
 	@echo "make demo   - a 3-episode offline story with a simulated audience in ./demo-out"
 	@echo "make chaos  - SIGKILL storybot run 30 times in a 5-round story (sandbox, mastodon-mock, Takahe, Bluesky)"
 	@echo "make bench  - render/size/memory/harvest/worker figures into bench/results.json"
@@ -70,13 +70,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 venv-test: $(VENV)/.installed-test
 
-# The pure, CPU-hot moderation and clustering modules, compiled with mypyc (in the dev extra):
+# The pure, CPU-hot moderation, clustering and ranking modules, compiled with mypyc (in the dev extra):
 # story_state/NAME.<EXT_SUFFIX> (and NAME__mypyc.<EXT_SUFFIX>) beside each NAME.py, which
 # Python imports instead. One mypyc run per module keeps everything in story_state/ (a
 # multi-module build puts a shared library at the top level, which an editable install cannot
 # import). Without them everything runs as plain Python; story_state/__init__.py removes a
 # build older than its source. Cross-module types: injection reads text, moderation both.
-COMPILED := text injection cluster moderation
+COMPILED := text injection cluster moderation engine
 EXT_SUFFIX := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c \
 	'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 COMPILED_SO := $(COMPILED:%=story_state/%$(EXT_SUFFIX))

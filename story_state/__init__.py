@@ -5,7 +5,7 @@ import os
 from importlib.machinery import EXTENSION_SUFFIXES
 
 # Modules `make compiled` builds with mypyc: story_state/NAME.cpython-*.so beside NAME.py.
-COMPILED = ("text", "injection", "cluster", "moderation")
+COMPILED = ("text", "injection", "cluster", "moderation", "engine")
 
 
 def _drop_stale_builds() -> None:

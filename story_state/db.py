@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, Table, create_engine, event, insert, select
+from sqlalchemy import Boolean, MetaData, Table, create_engine, event, insert, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -113,7 +113,17 @@ def insert_many(
     for name, column in zip(names, columns, strict=True):
         processor = column.type.dialect_impl(dialect).bind_processor(dialect)
         found = [row[name] for row in rows]
-        values_of.append(found if processor is None else [processor(v) for v in found])
+        if processor is None:
+            values_of.append(found)
+        elif isinstance(column.type, Boolean):
+            # True and False stored as the processor stores them (1 and 0, or true and
+            # false), without a call each; anything else goes through it (and its checks).
+            yes, no = processor(True), processor(False)
+            values_of.append(
+                [yes if v is True else no if v is False else processor(v) for v in found]
+            )
+        else:
+            values_of.append([processor(v) for v in found])
     values = [value for row in zip(*values_of, strict=True) for value in row]
     quote = dialect.identifier_preparer
     head = (

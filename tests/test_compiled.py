@@ -1,4 +1,4 @@
-"""The mypyc builds of the moderation and clustering modules (`make compiled`).
+"""The mypyc builds of the moderation, clustering and ranking modules (`make compiled`).
 
 They must be in use when the run asks for them (``STORYBOT_REQUIRE_COMPILED=1``, as `make test`
 does), give the same answers as the pure-Python modules on a busy round's replies and on
@@ -21,7 +21,7 @@ import pytest
 
 import story_state
 from bench.replies import crowd
-from story_state import cluster, injection, moderation, text
+from story_state import cluster, engine, injection, moderation, text
 
 REQUIRE_ENV = "STORYBOT_REQUIRE_COMPILED"
 PACKAGE = Path(story_state.__file__).parent
@@ -30,6 +30,7 @@ MODULES: dict[str, ModuleType] = {
     "injection": injection,
     "cluster": cluster,
     "moderation": moderation,
+    "engine": engine,
 }
 WARNING = "was older than its source and was removed"
 
@@ -86,12 +87,14 @@ def test_the_compiled_modules_are_in_use() -> None:
 
 
 def _answers(texts: list[str]) -> dict[str, list[object]]:
-    """Every verdict the four modules give on ``texts``, as JSON (run here and in a subprocess).
+    """Every answer the five modules give on ``texts``, as JSON (run here and in a subprocess).
 
     Each answer is given with its input. As plain text, the replies are also judged as read
     (their HTML undone), or the plain path would stop at "markup or code" for all of them.
     """
-    from story_state import cluster, injection, moderation, text
+    import random
+
+    from story_state import cluster, engine, injection, moderation, text
 
     rules = moderation.Rules(
         blocklist=text.compile_blocklist(["darn", "re:\\bbuy\\s+now\\b"]),
@@ -120,9 +123,17 @@ def _answers(texts: list[str]) -> dict[str, list[object]]:
                 [g.members, sorted(g.tokens), cluster.centrality([cleaned[i] for i in g.members])]
                 for g in cluster.group_texts(cleaned, threshold)
             ]
+        ideas = [
+            engine.SuggestionIn(i, f"p{i % 700}", t, likes=i % 5, boosts=i % 2, platform="mastodon")
+            for i, t in enumerate(cleaned)
+        ]
+        out[f"cluster_suggestions html={is_html}"] = [
+            [c.key, list(c.suggestion_ids), list(c.authors), c.support, c.why]
+            for c in engine.cluster_suggestions(ideas, random.Random(7))
+        ]
     out["instructions_reason"] = [[t, injection.instructions_reason(t)] for t in texts + read]
     out["skeleton"] = [[t, text.skeleton(t)] for t in texts + read]
-    out["modules"] = [module.__file__ for module in (cluster, injection, moderation, text)]
+    out["modules"] = [module.__file__ for module in (cluster, engine, injection, moderation, text)]
     return out
 
 

@@ -329,6 +329,7 @@ def _harvest(
     episode = session.get(Episode, episode_id)
     if episode is None or episode.round is None:
         return 0
+    round_id = episode.round.id
     rules = rules_for(session, episode.story_id, settings, own_handles)
     replies = [_without_nul(reply) for reply in replies]
     # Looked up and written in bulk, not a query (and a flush) a reply: a busy round has
@@ -383,7 +384,7 @@ def _harvest(
             )  # fmt: skip
             rows.append(
                 {
-                    "round_id": episode.round.id,
+                    "round_id": round_id,
                     "contributor_id": person.id,
                     "platform": reply.platform,
                     "remote_id": reply.remote_id,
@@ -396,7 +397,7 @@ def _harvest(
             )
         insert_many(session, _SUGGESTIONS, rows)
     if complete_for is not None:
-        _withdraw_deleted(session, episode.round.id, complete_for, replies)
+        _withdraw_deleted(session, round_id, complete_for, replies)
     session.flush()
     return len(fresh)
 

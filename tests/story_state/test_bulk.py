@@ -113,3 +113,24 @@ def test_select_in_reads_chunks_with_the_columns_types(session: Session) -> None
     assert sorted(found) == sorted((f"a{i}@example.social", i % 3 == 0) for i in range(0, 1200, 2))
     assert all(type(blocked) is bool for _, blocked in found)
     assert list(select_in(session, CONTRIBUTORS, ("id",), {"platform": "x"}, "handle", [])) == []
+
+
+def test_insert_many_returns_the_columns_asked_for(session: Session) -> None:
+    added = insert_many(
+        session, CONTRIBUTORS, _people(1500, "r"), returning=("id", "handle", "blocked")
+    )
+    stored = {
+        (row.id, row.handle, row.blocked)
+        for row in session.execute(select(Contributor.id, Contributor.handle, Contributor.blocked))
+    }
+    assert len(added) == 1500 and set(added) == stored
+    assert all(type(blocked) is bool for _, _, blocked in added)
+    assert insert_many(session, CONTRIBUTORS, [], returning=("id",)) == []
+
+
+@pytest.mark.parametrize("value", ["yes", 2])
+def test_insert_many_refuses_what_a_core_insert_refuses(session: Session, value: object) -> None:
+    """Only True and False skip the column type's processor: anything else meets its check."""
+    person = {**_people(1, "bad")[0], "blocked": value}
+    with pytest.raises((TypeError, ValueError), match=r"boolean|True, or False"):
+        insert_many(session, CONTRIBUTORS, [person])
