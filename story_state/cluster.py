@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,6 +24,8 @@ import numpy as np
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _WORD_ASCII = re.compile(r"[a-zA-Z0-9]+(?:'[a-zA-Z0-9]+)?")  # the same, in ASCII text
+# ASCII that is no letter or digit, as a space (for str.translate).
+_NOT_ALNUM = {c: " " for c in range(128) if not chr(c).isalnum()}
 STOPWORDS = frozenset(
     "a an the and or but of to in on at for with into onto from by is are was were be been it "
     "its they them their then that this these those some just so very i we you he she his her "
@@ -51,7 +53,11 @@ def stem(word: str) -> str:
 @lru_cache(maxsize=1 << 16)  # grouping and then ranking a cluster read each text twice
 def tokens(text: str) -> frozenset[str]:
     if text.isascii():  # most replies: lower-cased first, which cannot change a word here
-        words = _WORD_ASCII.findall(text.lower())
+        # Without an apostrophe a word is a run of letters and digits: split, not searched.
+        lower = text.lower()
+        words = (
+            lower.translate(_NOT_ALNUM).split() if "'" not in lower else _WORD_ASCII.findall(lower)
+        )
     else:
         words = [w.lower() for w in _WORD.findall(text)]
     content: list[str] = []
@@ -136,18 +142,20 @@ def group_texts(
             i = parent[i]
         return i
 
-    index: dict[str, list[int]] = defaultdict(list)  # prefix token → earlier nodes
+    # Each node's tokens as their places, ascending (rarest first): merged, not hashed.
+    ranked = [sorted([rank[tok] for tok in s]) for s in distinct]
+    index: list[list[int]] = [[] for _ in rank]  # a prefix token's place → earlier nodes
     sizes = [len(s) for s in distinct]
     seen = [False] * len(distinct)  # nodes compared with the current one already
-    for i, s in enumerate(distinct):
+    for i in range(len(distinct)):
+        mine = ranked[i]
         size = sizes[i]
-        ordered = sorted(s, key=rank.__getitem__)
-        prefix = ordered[: size - math.ceil(threshold * size) + 1]
+        prefix = mine[: size - math.ceil(threshold * size) + 1]
         low, high = threshold * size, size / threshold
         checks = 0
         touched: list[int] = []
-        for tok in prefix:
-            for j in index[tok][-MAX_CHECKS:]:  # the most recent ideas sharing this token
+        for place in prefix:
+            for j in index[place][-MAX_CHECKS:]:  # the most recent ideas sharing this token
                 checks += 1
                 if seen[j]:
                     continue
@@ -156,23 +164,20 @@ def group_texts(
                 other = sizes[j]
                 if not low <= other <= high:
                     continue
-                # jaccard(), inlined (a count, not a new set): the hot loop of a round
-                theirs = distinct[j]
-                shared = 0
-                for tok_ in s:
-                    if tok_ in theirs:
-                        shared += 1
+                shared = _shared(mine, ranked[j])  # jaccard(), inlined: the hot loop of a round
                 if shared / (size + other - shared) >= threshold:
                     root = find(j)
                     # Single links may chain; staying near the cluster's first idea stops drift.
-                    if find(i) != root and jaccard(s, distinct[root]) >= threshold / 2:
-                        parent[find(i)] = root
+                    if find(i) != root:
+                        first = _shared(mine, ranked[root])
+                        if first / (size + sizes[root] - first) >= threshold / 2:
+                            parent[find(i)] = root
             if checks >= MAX_CHECKS:
                 break
         for j in touched:
             seen[j] = False
-        for tok in prefix:
-            index[tok].append(i)
+        for place in prefix:
+            index[place].append(i)
     node_of = {s: n for n, s in enumerate(distinct)}
     if vectors is not None:
         _join_by_meaning(vectors, [node_of[s] for s in sets], find, parent, vector_threshold)
@@ -183,6 +188,22 @@ def group_texts(
             groups[root] = Group(s)
         groups[root].members.append(i)
     return list(groups.values())
+
+
+def _shared(a: list[int], b: list[int]) -> int:
+    """How many places two ascending lists have in common (a merge: no set is built)."""
+    i = j = count = 0
+    while i < len(a) and j < len(b):
+        x, y = a[i], b[j]
+        if x == y:
+            count += 1
+            i += 1
+            j += 1
+        elif x < y:
+            i += 1
+        else:
+            j += 1
+    return count
 
 
 def _join_by_meaning(

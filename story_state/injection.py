@@ -39,7 +39,8 @@ _START = (
 )
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _LETTERS = re.compile(r"[^\W\d_]+")
-_LETTERS_ASCII = re.compile(r"[a-zA-Z]+")  # the same, in ASCII text: a cheaper class
+# ASCII that is no letter, as a space: ASCII text's words (_LETTERS) are then split, not searched.
+_NOT_LETTER = {c: " " for c in range(128) if not chr(c).isalpha()}
 # Words too common to look for first: a needle is the rarest-looking word of a pattern's start.
 _COMMON = frozenset(
     "a an the and or of to in on at is are be as for with you your me my it will can re u r".split()
@@ -473,7 +474,8 @@ def _candidates(forms: list[str], runs: list[str]) -> list[int]:
     found = set(_ALWAYS)
     for form in forms:
         ascii = form.isascii()
-        for word in set((_LETTERS_ASCII if ascii else _LETTERS).findall(form)):
+        words = form.translate(_NOT_LETTER).split() if ascii else _LETTERS.findall(form)
+        for word in set(words):
             rules = _BY_WORD.get(word)
             if rules is not None:
                 found.update(rules)

@@ -25,6 +25,7 @@ _REPEAT = re.compile(r"(.)\1{5,}")
 # A word (or a phrase of up to three) said four times or more in a row: padding.
 _WORD_RUN = re.compile(r"(?<!\w)(\w+(?:\W+\w+){0,2}?)(?:\W+\1(?!\w)){3,}", re.IGNORECASE)
 _WORDS = re.compile(r"\w+")
+_NOT_WORD = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
 _ALNUM = re.compile(r"[^\W_]")  # a letter or a digit: str.isalnum()
 # An address shown as a link's text ("example.com/page"): dropped with the link.
 _ADDRESS = re.compile(r"^\S*[./]\S*$")
@@ -353,7 +354,9 @@ def padding(text: str) -> int:
 
 
 def _some_word_four_times(text: str) -> bool:
-    words = _WORDS.findall(text.lower())
+    lower = text.lower()
+    # In ASCII a word (\w+) is a run of letters, digits and "_": split, not searched.
+    words = lower.translate(_NOT_WORD).split() if lower.isascii() else _WORDS.findall(lower)
     if len(words) - len(set(words)) < 3:
         return False  # fewer than three repeats: no word is there four times (a cheap look)
     return max(Counter(words).values()) >= 4
