@@ -403,7 +403,7 @@ def _harvest(
 
 
 def _without_nul(reply: Reply) -> Reply:
-    if "\x00" not in reply.text + reply.author_handle + reply.author_name:
+    if "\x00" not in reply.text and "\x00" not in reply.author_handle + reply.author_name:
         return reply
     # PostgreSQL text cannot hold NUL: such a reply would fail every harvest after it.
     return dataclasses.replace(
