@@ -502,14 +502,19 @@ def _report(r: dict[str, Any]) -> None:
             f"CPU second; load {r['voice_load_s']:.2f} s; target >= 5)"
         )
     print(
-        f"harvest 10k   {r['harvest_10k_s']:7.2f} s SQLite ({r['harvest_10k_cpu_s']:.2f} s CPU "
-        f"here, {r['harvest_workers']} moderation worker(s), {r['harvest_10k_steal_pct']}% "
-        f"stolen; target <= 1), {r['harvest_10k_pg_s']:.2f} s PostgreSQL; result checked"
+        f"harvest 10k   {r['harvest_10k_s']:7.2f} s SQLite, median of {r['harvest_10k_runs_s']} "
+        f"({r['harvest_10k_cpu_s']:.2f} s CPU here, {r['harvest_workers']} moderation "
+        f"worker(s), {r['harvest_10k_steal_pct']}% stolen; target <= 1), "
+        f"{r['harvest_10k_pg_s']:.2f} s PostgreSQL; results checked"
     )
     big = r["harvest_100k_s"]
     print(
         "harvest 100k  "
-        + (f"{big:7.2f} s SQLite (target <= 12)" if big is not None else r["harvest_100k_s_note"])
+        + (
+            f"{big:7.2f} s SQLite, median of {r['harvest_100k_runs_s']} (target <= 12)"
+            if big is not None
+            else r["harvest_100k_s_note"]
+        )
     )
     print(
         f"throughput    {r['episodes_per_hour_1worker']:7.0f} episodes/hour with 1 worker, "
