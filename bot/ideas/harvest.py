@@ -349,8 +349,35 @@ def _harvest(
         settings.workers,
     )
     people = _people(session, fresh)  # meanwhile, when other processes judge a busy round
+    # What waits for no verdict is done before the verdicts are gathered: likes counted
+    # again, replies their authors deleted, the new rows but for their verdicts.
+    _update_each(
+        session,
+        [
+            {"_id": stored.id, "likes": latest[key].likes, "boosts": latest[key].boosts}
+            for key, stored in known.items()
+            if stored.raw_text == latest[key].text
+            and (stored.likes, stored.boosts) != (latest[key].likes, latest[key].boosts)
+        ],
+    )
+    if complete_for is not None:
+        _withdraw_deleted(session, round_id, complete_for, replies)
+    rows: list[dict[str, Any]] = []
+    for reply in fresh:
+        person = people[(reply.platform, reply.author_handle)]
+        rows.append(
+            {
+                "round_id": round_id,
+                "contributor_id": person.id,
+                "platform": reply.platform,
+                "remote_id": reply.remote_id,
+                "raw_text": reply.text,
+                "likes": reply.likes,
+                "boosts": reply.boosts,
+                "posted_at": reply.posted_at,
+            }
+        )
     judged = judging.result()
-    counted: list[dict[str, Any]] = []  # likes or boosts changed
     edited: list[dict[str, Any]] = []  # the text changed: judged again
     for key, stored in known.items():
         reply = latest[key]
@@ -363,43 +390,28 @@ def _harvest(
                 {"_id": stored.id, "raw_text": reply.text, "likes": reply.likes,
                  "boosts": reply.boosts, **verdict}
             )  # fmt: skip
-        elif (stored.likes, stored.boosts) != (reply.likes, reply.boosts):
-            counted.append({"_id": stored.id, "likes": reply.likes, "boosts": reply.boosts})
-    for changes in (counted, edited):
-        if changes:
-            columns: dict[str, Any] = {
-                name: bindparam(name) for name in changes[0] if name != "_id"
-            }
-            session.execute(
-                update(_SUGGESTIONS).where(_SUGGESTIONS.c.id == bindparam("_id")).values(columns),
-                changes,
-            )
-    if fresh:
-        rows = []
-        for reply in fresh:
-            person = people[(reply.platform, reply.author_handle)]
-            verdict = _verdict(
+    _update_each(session, edited)
+    for row, reply in zip(rows, fresh, strict=True):
+        person = people[(reply.platform, reply.author_handle)]
+        row.update(
+            _verdict(
                 reply.text, reply.platform, person.handle, person.blocked, rules, later,
                 judged[(reply.text, reply.platform in HTML_PLATFORMS)],
-            )  # fmt: skip
-            rows.append(
-                {
-                    "round_id": round_id,
-                    "contributor_id": person.id,
-                    "platform": reply.platform,
-                    "remote_id": reply.remote_id,
-                    "raw_text": reply.text,
-                    "likes": reply.likes,
-                    "boosts": reply.boosts,
-                    "posted_at": reply.posted_at,
-                    **verdict,
-                }
             )
-        insert_many(session, _SUGGESTIONS, rows)
-    if complete_for is not None:
-        _withdraw_deleted(session, round_id, complete_for, replies)
+        )  # fmt: skip
+    insert_many(session, _SUGGESTIONS, rows)
     session.flush()
     return len(fresh)
+
+
+def _update_each(session: Session, changes: list[dict[str, Any]]) -> None:
+    """UPDATE each suggestion ``changes`` names by ``_id`` (one executemany; same keys each)."""
+    if not changes:
+        return
+    columns: dict[str, Any] = {name: bindparam(name) for name in changes[0] if name != "_id"}
+    session.execute(
+        update(_SUGGESTIONS).where(_SUGGESTIONS.c.id == bindparam("_id")).values(columns), changes
+    )
 
 
 def _without_nul(reply: Reply) -> Reply:
