@@ -99,10 +99,18 @@ def _new_contributor(platform: str, handle: str, name: str) -> Contributor:
     return Contributor(platform=platform, handle=handle, display_name=_display_name(handle, name))
 
 
-def _display_name(handle: str, name: str) -> str:
+def _display_name(handle: str, name: str, judged: dict[str, bool] | None = None) -> str:
     # A display name is shown in credits and handed to the writer: one that reads as
-    # instructions to the bot is replaced by the handle.
-    if not name or instructions_reason(name) is not None:
+    # instructions to the bot is replaced by the handle. (``judged``: names judged already,
+    # by a harvest that adds thousands of people, many of them with the same first name.)
+    if not name:
+        return handle
+    instructions = None if judged is None else judged.get(name)
+    if instructions is None:
+        instructions = instructions_reason(name) is not None
+        if judged is not None:
+            judged[name] = instructions
+    if instructions:
         return handle
     return name
 
@@ -227,6 +235,7 @@ def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Pe
         if key not in found:
             missing.setdefault(key, reply.author_name)
     if missing:
+        judged: dict[str, bool] = {}
         added = insert_many(
             session,
             _CONTRIBUTORS,
@@ -234,7 +243,7 @@ def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Pe
                 {
                     "platform": platform,
                     "handle": handle,
-                    "display_name": _display_name(handle, name),
+                    "display_name": _display_name(handle, name, judged),
                     "blocked": False,
                 }
                 for (platform, handle), name in missing.items()
