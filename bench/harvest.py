@@ -9,7 +9,7 @@ database is a migrated SQLite file or a fresh database on a throwaway PostgreSQL
 The replies (``bench.replies``) come in two polls, as the runner fetches them: the first
 tenth, then all ``n`` (edits applied). The figure is the wall time of both harvests and the
 ranking. Both harvests are called as the runner calls them for Mastodon (the bot's own
-handles, ``complete_for="mastodon"``). Each run starts cold: no verdict or token set
+handles, ``complete_for="mastodon"``). Each run starts cold: no verdict, token set or tag
 remembered from making the replies or from an earlier run, and new moderation workers
 (``bot.ideas.parallel``: one process a core but one, which judge a busy round's replies beside
 this one). The workers are started before the clock, as a runner has them from its first busy
@@ -52,6 +52,7 @@ from story_state.engine import Cluster
 from story_state.lifecycle import EpisodeState, RoundStatus, StoryStatus
 from story_state.models import Contributor, Episode, Round, Story, Suggestion
 from story_state.moderation import _judge_remembered
+from story_state.text import forget as forget_tags
 
 SEED = 1
 STORY_SEED = 7
@@ -224,6 +225,7 @@ def cold_start() -> float:
     """
     _judge_remembered.cache_clear()
     forget_tokens()
+    forget_tags()
     parallel.stop()
     began = time.perf_counter()
     parallel.start()

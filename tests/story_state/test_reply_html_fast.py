@@ -100,3 +100,11 @@ def test_random_sanitised_markup_reads_the_same() -> None:
 def test_markup_the_fast_path_does_not_know_goes_to_html_parser(html: str) -> None:
     assert not _fast_accepts(html)
     assert read_reply(html, is_html=True) == _slow(html)
+
+
+def test_forget_empties_the_tags_read_and_reads_the_same_after() -> None:
+    before = read_reply(MENTIONED, is_html=True)
+    assert text._TAGS
+    text.forget()
+    assert not text._TAGS and text._handle.cache_info().currsize == 0
+    assert read_reply(MENTIONED, is_html=True) == before
