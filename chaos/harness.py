@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import build_app
 from bot.config import load_config
+from bot.loop.failpoints import Failpoint
 from chaos import procs
 from chaos.audience import Act, Audience, OpenRound, open_round, perform
 from chaos.checks import Outcome, check_story, diverged, outcome
@@ -123,8 +124,8 @@ class Harness:
             ended = self._ended()
             if runner is None:
                 current = queue.popleft() if queue else None
-                if current is not None and ended and current.failpoint is not None:
-                    current = Kill(current.index, current.episode, None, current.delay_s)
+                if current is not None:
+                    current = self._reachable(current, ended)
                 runner = self._start(current)
             elif (rc := runner.popen.poll()) is not None:
                 if not self._exited(runner, rc, current) and current is not None:
@@ -257,6 +258,36 @@ class Harness:
             self.report.errors.append(f"{closer.name} crashed (exit {rc}): {closer.last_line()}")
         elif rc != 0:
             self.report.notes.append(f"{closer.name} lost the race: {closer.last_line()}")
+
+    def _reachable(self, kill: Kill, ended: bool) -> Kill:
+        """``kill`` as this life can still meet it, where the story ran ahead of the plan.
+
+        A life armed in episode N may do N's render and N+1's too (a failpoint counts its hits
+        in one life), so a later item can find the story an episode further on. The last
+        episode publishes its clip only and has no round: a publish point's 2nd hit becomes its
+        1st, and a close point (or any point, once the story ended) a timed kill.
+        """
+        fp = kill.failpoint
+        if fp is None:
+            return kill
+        last = self._head_episode() >= self.rounds + 1
+        if ended or (last and kill.is_close):
+            return Kill(kill.index, kill.episode, None, kill.delay_s)
+        if last and fp.nth > 1:
+            return Kill(kill.index, kill.episode, Failpoint(fp.name, fp.action), kill.delay_s)
+        return kill
+
+    def _head_episode(self) -> int:
+        try:
+            with session_scope(self.factory) as session:
+                number = session.scalar(
+                    select(func.max(Episode.number))
+                    .join(Story, Episode.story_id == Story.id)
+                    .where(Story.slug == SLUG)
+                )
+        except SQLAlchemyError:
+            return 0
+        return number or 0
 
     def _ended(self) -> bool:
         try:

@@ -27,9 +27,9 @@ from bot.loop import failpoints
 from bot.loop.failpoints import POINTS, Failpoint, FailpointError
 from chaos import bluesky as chaos_bluesky
 from chaos.audience import Ledger
-from chaos.harness import run_chaos
+from chaos.harness import Harness, run_chaos
 from chaos.mastodon import running_mock
-from chaos.plan import CLOSE_PHASE, MUST, make_plan
+from chaos.plan import CLOSE_PHASE, MUST, Kill, make_plan
 from chaos.record import compare
 from chaos.takahe import server_of
 from chaos.world import LocalWorld, Server
@@ -120,6 +120,25 @@ def test_the_plan_is_seeded_paced_and_covers_the_named_points() -> None:
     assert [(k.episode, k.phase) for k in plan] == sorted((k.episode, k.phase) for k in plan)
     short = make_plan(6, 3, seed=1)
     assert set(MUST) <= {k.failpoint.name for k in short if k.failpoint}
+
+
+def test_a_planned_failpoint_the_story_ran_past_is_armed_as_it_can_still_fire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seed 540021 plans after_publish@2 (episode 2's poll); its earlier lives had done episode
+    # 2's render, so that life found the last episode, which publishes its clip only.
+    harness = Harness(f"sqlite:///{tmp_path}/c.db", tmp_path, 6, 2, 540021, io.StringIO())
+    after_poll = Kill(5, 2, Failpoint("after_publish", "kill", 2), 1.0)
+    close = Kill(6, 2, Failpoint("before_close", "kill"), 2.0)
+    monkeypatch.setattr(harness, "_head_episode", lambda: 2)
+    assert harness._reachable(after_poll, ended=False) == after_poll
+    assert harness._reachable(close, ended=False) == close
+    monkeypatch.setattr(harness, "_head_episode", lambda: 3)  # the last episode
+    assert harness._reachable(after_poll, ended=False).failpoint == Failpoint(
+        "after_publish", "kill"
+    )
+    assert harness._reachable(close, ended=False) == Kill(6, 2, None, 2.0)
+    assert harness._reachable(after_poll, ended=True) == Kill(5, 2, None, 1.0)
 
 
 def _seed() -> int:
