@@ -182,30 +182,36 @@ def _known_suggestions(session: Session, replies: list[Reply]) -> dict[tuple[str
     """The stored suggestions of ``replies``, by (platform, remote id): a query per 500.
 
     Plain rows, not ORM objects: loading a thousand suggestions (and their authors) as
-    objects, then flushing their changes one UPDATE each, took longer than the query.
+    objects, then flushing their changes one UPDATE each, took longer than the query. Looked
+    up through the driver (``select_in``): a busy round's second poll asks for ten thousand
+    ids, most of them new, and SQLAlchemy's handling of the IN lists cost more than the
+    lookups. Their authors are read after, for the suggestions found.
     """
-    found: dict[tuple[str, str], _Known] = {}
+    stored: list[tuple[str, int, str, str, int, int, int]] = []
     wanted = _by_platform((r.platform, r.remote_id) for r in replies)
     for platform, ids in wanted.items():
-        for chunk in _chunks(ids):
-            rows = session.connection().execute(
-                select(
-                    Suggestion.id,
-                    Suggestion.remote_id,
-                    Suggestion.raw_text,
-                    Suggestion.likes,
-                    Suggestion.boosts,
-                    Contributor.handle,
-                    Contributor.blocked,
-                )
-                .join(Contributor, Suggestion.contributor_id == Contributor.id)
-                .where(Suggestion.platform == platform, Suggestion.remote_id.in_(chunk))
-            )
-            for row in rows:
-                found[(platform, row.remote_id)] = _Known(
-                    row.id, platform, row.raw_text, row.likes, row.boosts, row.handle, row.blocked
-                )
-    return found
+        rows = select_in(
+            session, _SUGGESTIONS,
+            ("id", "remote_id", "raw_text", "likes", "boosts", "contributor_id"),
+            {"platform": platform}, "remote_id", ids, _CHUNK,
+        )  # fmt: skip
+        stored.extend((platform, *row) for row in rows)
+    authors = {
+        id: (handle, blocked)
+        for id, handle, blocked in select_in(
+            session,
+            _CONTRIBUTORS,
+            ("id", "handle", "blocked"),
+            {},
+            "id",
+            list(dict.fromkeys(row[6] for row in stored)),
+            _CHUNK,
+        )
+    }
+    return {
+        (platform, remote_id): _Known(id, platform, raw_text, likes, boosts, *authors[person])
+        for platform, id, remote_id, raw_text, likes, boosts, person in stored
+    }
 
 
 class _Person(NamedTuple):
@@ -386,7 +392,31 @@ def _harvest(
                 "posted_at": reply.posted_at,
             }
         )
-    judged = judging.result()
+    # The new rows are stored in order as their verdicts come: the first parts' while the
+    # workers still judge the next, so little is left to store when the last part is in.
+    parts = judging.parts_judged()
+    judged: dict[tuple[str, bool], Verdict] = {}
+    try:
+        ready: list[dict[str, Any]] = []
+        for row, reply in zip(rows, fresh, strict=True):
+            text = (reply.text, reply.platform in HTML_PLATFORMS)
+            if text not in judged:
+                insert_many(session, _SUGGESTIONS, ready)
+                ready = []
+                _judged_until(text, judged, parts)
+            person = people[(reply.platform, reply.author_handle)]
+            row.update(
+                _verdict(
+                    reply.text, reply.platform, person.handle, person.blocked, rules, later,
+                    judged[text],
+                )
+            )  # fmt: skip
+            ready.append(row)
+        insert_many(session, _SUGGESTIONS, ready)
+        for verdicts in parts:  # the edited texts' (they come last)
+            judged.update(verdicts)
+    finally:
+        parts.close()
     edited: list[dict[str, Any]] = []  # the text changed: judged again
     for key, stored in known.items():
         reply = latest[key]
@@ -400,17 +430,21 @@ def _harvest(
                  "boosts": reply.boosts, **verdict}
             )  # fmt: skip
     _update_each(session, edited)
-    for row, reply in zip(rows, fresh, strict=True):
-        person = people[(reply.platform, reply.author_handle)]
-        row.update(
-            _verdict(
-                reply.text, reply.platform, person.handle, person.blocked, rules, later,
-                judged[(reply.text, reply.platform in HTML_PLATFORMS)],
-            )
-        )  # fmt: skip
-    insert_many(session, _SUGGESTIONS, rows)
     session.flush()
     return len(fresh)
+
+
+def _judged_until(
+    text: tuple[str, bool],
+    judged: dict[tuple[str, bool], Verdict],
+    parts: Iterator[dict[tuple[str, bool], Verdict]],
+) -> None:
+    """Gather the parts' verdicts into ``judged`` until ``text``'s is among them."""
+    for verdicts in parts:
+        judged.update(verdicts)
+        if text in judged:
+            return
+    raise AssertionError(f"no verdict for {text[0][:40]!r}: it was never judged")
 
 
 def _update_each(session: Session, changes: list[dict[str, Any]]) -> None:

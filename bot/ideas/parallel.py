@@ -2,9 +2,11 @@
 
 Below ``MIN_PARALLEL`` distinct texts, or with one core, they are judged in this process.
 Otherwise they are split into parts: worker processes judge all parts but the first, a smaller
-one, which this process judges after its own database work. A verdict is a pure function of
-the text and the rules (``story_state.moderation.judge_texts``), so where a text was judged
-changes nothing.
+one, which this process judges after its own database work. The workers' share goes out in
+pieces of at most ``PIECE`` texts, which come back in order (``Judging.parts_judged``): the
+caller stores the rows of the first while the workers judge the next. A verdict is a pure
+function of the text and the rules (``story_state.moderation.judge_texts``), so where a text
+was judged changes nothing.
 
 The workers start at the first busy round (or at ``start()``) and stay for the next. They are
 started by ``forkserver``, as clean interpreters: a fork of a runner with threads could
@@ -19,7 +21,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -27,7 +29,8 @@ from story_state.moderation import Rules, Verdict, judge_texts
 
 MIN_PARALLEL = 400  # distinct texts; fewer are judged here faster than they are shipped
 MAX_WORKERS = 3
-OWN_SHARE = 0.6  # this process's part, against a worker's: it has a harvest to run, too
+OWN_SHARE = 0.4  # this process's part, against a worker's: it has a harvest to run, too
+PIECE = 600  # a worker's texts a task: the last piece's rows are what is left to store at the end
 # A worker judges about 10,000 replies a second: a part that takes this long is stuck.
 PART_TIMEOUT_S = 120.0
 log = logging.getLogger(__name__)
@@ -75,9 +78,10 @@ def stop() -> None:
 class Judging:
     """The text verdicts (``judge_text``) of each distinct (raw, is_html) in ``texts``.
 
-    The workers start on their parts at once; ``result()`` judges this process's part, then
-    gathers theirs. Whatever the caller does in between (a harvest's database work) overlaps
-    with them, so this process takes a smaller part (``OWN_SHARE`` of a worker's).
+    The workers start on their pieces at once; ``parts_judged()`` judges this process's part,
+    then hands back theirs in order. Whatever the caller does in between (a harvest's
+    database work) overlaps with them, so this process takes a smaller part (``OWN_SHARE``
+    of a worker's).
     """
 
     def __init__(
@@ -90,30 +94,54 @@ class Judging:
             self.parts = [self.distinct]
         else:
             own = round(len(self.distinct) * OWN_SHARE / (count + OWN_SHARE))
-            size = -(-(len(self.distinct) - own) // count)
+            rest = len(self.distinct) - own
+            pieces = max(count, -(-rest // PIECE))
+            size = -(-rest // pieces)
             self.parts = [self.distinct[:own]] + [
                 self.distinct[start : start + size]
                 for start in range(own, len(self.distinct), size)
             ]
         self.pending: list[Future[list[Verdict]]] = []
+        self.broken = False  # the workers failed: the rest is judged here
         if len(self.parts) > 1:
             try:
                 pool = _get_pool(count)
                 self.pending = [pool.submit(_judge_part, part, rules) for part in self.parts[1:]]
             except Exception as exc:  # no pool: the work is still done, here
-                _drop(exc)
+                self._broke(exc)
+
+    def parts_judged(self) -> Generator[dict[tuple[str, bool], Verdict], None, None]:
+        """Each part's verdicts, in order: this process's (judged now), then the workers'."""
+        try:
+            for index, part in enumerate(self.parts):
+                yield dict(zip(part, self._verdicts(index, part), strict=True))
+        finally:
+            self.cancel()
 
     def result(self) -> dict[tuple[str, bool], Verdict]:
-        verdicts = judge_texts(self.parts[0], self.rules)
-        for index, part in enumerate(self.parts[1:]):
-            if index < len(self.pending):
-                try:
-                    verdicts.extend(self.pending[index].result(timeout=PART_TIMEOUT_S))
-                    continue
-                except (Exception, FutureTimeout) as exc:  # judged here instead
-                    _drop(exc)
-            verdicts.extend(judge_texts(part, self.rules))
-        return dict(zip(self.distinct, verdicts, strict=True))
+        """Every verdict, once all parts are judged."""
+        found: dict[tuple[str, bool], Verdict] = {}
+        for verdicts in self.parts_judged():
+            found.update(verdicts)
+        return found
+
+    def cancel(self) -> None:
+        """Take back the pieces no worker has started (the caller failed, or is done)."""
+        for future in self.pending:
+            future.cancel()
+
+    def _verdicts(self, index: int, part: list[tuple[str, bool]]) -> list[Verdict]:
+        if index > 0 and not self.broken and index - 1 < len(self.pending):
+            try:
+                return self.pending[index - 1].result(timeout=PART_TIMEOUT_S)
+            except (Exception, FutureTimeout) as exc:  # judged here instead
+                self._broke(exc)
+        return judge_texts(part, self.rules)
+
+    def _broke(self, exc: BaseException) -> None:
+        self.broken = True
+        self.cancel()
+        _drop(exc)
 
 
 def _judge_part(texts: Sequence[tuple[str, bool]], rules: Rules) -> list[Verdict]:
