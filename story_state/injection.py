@@ -39,8 +39,16 @@ _START = (
 )
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _LETTERS = re.compile(r"[^\W\d_]+")
-# ASCII that is no letter, as a space: ASCII text's words (_LETTERS) are then split, not searched.
-_NOT_LETTER = {c: " " for c in range(128) if not chr(c).isalpha()}
+# ASCII that is no letter, as a space: ASCII text's words (_LETTERS) are then split, not
+# searched (bytes.translate takes a table; str.translate looks each character up in a dict).
+_NOT_LETTER = bytes(c if c < 128 and chr(c).isalpha() else 32 for c in range(256))
+
+
+def _ascii_letters(text: str) -> list[str]:
+    """The runs of letters of ASCII ``text`` (``_LETTERS``' words), as they are written."""
+    return text.encode("ascii").translate(_NOT_LETTER).decode("ascii").split()
+
+
 # Words too common to look for first: a needle is the rarest-looking word of a pattern's start.
 _COMMON = frozenset(
     "a an the and or of to in on at is are be as for with you your me my it will can re u r".split()
@@ -474,7 +482,7 @@ def _candidates(forms: list[str], runs: list[str]) -> list[int]:
     found = set(_ALWAYS)
     for form in forms:
         ascii = form.isascii()
-        words = form.translate(_NOT_LETTER).split() if ascii else _LETTERS.findall(form)
+        words = _ascii_letters(form) if ascii else _LETTERS.findall(form)
         for word in set(words):
             rules = _BY_WORD.get(word)
             if rules is not None:

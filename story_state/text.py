@@ -25,7 +25,11 @@ _REPEAT = re.compile(r"(.)\1{5,}")
 # A word (or a phrase of up to three) said four times or more in a row: padding.
 _WORD_RUN = re.compile(r"(?<!\w)(\w+(?:\W+\w+){0,2}?)(?:\W+\1(?!\w)){3,}", re.IGNORECASE)
 _WORDS = re.compile(r"\w+")
-_NOT_WORD = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+# ASCII lower-cased, and what is no \w character a space (for bytes.translate: see cluster.py).
+_LOWER_WORD = bytes(
+    ord(chr(c).lower()) if c < 128 and (chr(c).isalnum() or c == ord("_")) else 32
+    for c in range(256)
+)
 _ALNUM = re.compile(r"[^\W_]")  # a letter or a digit: str.isalnum()
 # An address shown as a link's text ("example.com/page"): dropped with the link.
 _ADDRESS = re.compile(r"^\S*[./]\S*$")
@@ -360,12 +364,16 @@ def padding(text: str) -> int:
 
 
 def _some_word_four_times(text: str) -> bool:
-    lower = text.lower()
     # In ASCII a word (\w+) is a run of letters, digits and "_": split, not searched.
-    words = lower.translate(_NOT_WORD).split() if lower.isascii() else _WORDS.findall(lower)
+    words = _ascii_words(text) if text.isascii() else _WORDS.findall(text.lower())
     if len(words) - len(set(words)) < 3:
         return False  # fewer than three repeats: no word is there four times (a cheap look)
     return max(Counter(words).values()) >= 4
+
+
+def _ascii_words(text: str) -> list[str]:
+    r"""The lower-cased words (``\w+``) of ASCII ``text``."""
+    return text.encode("ascii").translate(_LOWER_WORD).decode("ascii").split()
 
 
 def _collapse_runs(text: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 from re import Pattern
 from typing import Any, NamedTuple, TypeVar, cast
@@ -159,11 +160,20 @@ def _chunks(values: list[T]) -> Iterator[list[T]]:
         yield values[start : start + _CHUNK]
 
 
-def _by_platform(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+def _by_platform(replies: list[Reply], field: str) -> dict[str, list[str]]:
+    """The distinct values of ``replies``' ``field`` (remote ids, handles) by platform, in
+    order. Most harvests read one platform: then they are taken at once, not one by one."""
+    value = attrgetter(field)
+    platforms = set(map(_PLATFORM, replies))
+    if len(platforms) == 1:
+        return {platforms.pop(): list(dict.fromkeys(map(value, replies)))}
     grouped: dict[str, dict[str, None]] = {}
-    for platform, key in pairs:
-        grouped.setdefault(platform, {})[key] = None
+    for reply in replies:
+        grouped.setdefault(reply.platform, {})[value(reply)] = None
     return {platform: list(keys) for platform, keys in grouped.items()}
+
+
+_PLATFORM = attrgetter("platform")
 
 
 class _Known(NamedTuple):
@@ -188,7 +198,7 @@ def _known_suggestions(session: Session, replies: list[Reply]) -> dict[tuple[str
     lookups. Their authors are read after, for the suggestions found.
     """
     stored: list[tuple[str, int, str, str, int, int, int]] = []
-    wanted = _by_platform((r.platform, r.remote_id) for r in replies)
+    wanted = _by_platform(replies, "remote_id")
     for platform, ids in wanted.items():
         rows = select_in(
             session, _SUGGESTIONS,
@@ -234,7 +244,7 @@ def _people(session: Session, replies: list[Reply]) -> dict[tuple[str, str], _Pe
                 ((platform, handle), _Person(id, handle, blocked)) for id, handle, blocked in rows
             )
 
-    load(_by_platform((r.platform, r.author_handle) for r in replies))
+    load(_by_platform(replies, "author_handle"))
     missing: dict[tuple[str, str], str] = {}
     for reply in replies:
         key = (reply.platform, reply.author_handle)
@@ -377,41 +387,40 @@ def _harvest(
     )
     if complete_for is not None:
         _withdraw_deleted(session, round_id, complete_for, replies)
-    rows: list[dict[str, Any]] = []
-    for reply in fresh:
-        person = people[(reply.platform, reply.author_handle)]
-        rows.append(
-            {
-                "round_id": round_id,
-                "contributor_id": person.id,
-                "platform": reply.platform,
-                "remote_id": reply.remote_id,
-                "raw_text": reply.text,
-                "likes": reply.likes,
-                "boosts": reply.boosts,
-                "posted_at": reply.posted_at,
-            }
-        )
     # The new rows are stored in order as their verdicts come: the first parts' while the
     # workers still judge the next, so little is left to store when the last part is in.
     parts = judging.parts_judged()
     judged: dict[tuple[str, bool], Verdict] = {}
     try:
         ready: list[dict[str, Any]] = []
-        for row, reply in zip(rows, fresh, strict=True):
+        for reply in fresh:
             text = (reply.text, reply.platform in HTML_PLATFORMS)
             if text not in judged:
                 insert_many(session, _SUGGESTIONS, ready)
                 ready = []
                 _judged_until(text, judged, parts)
             person = people[(reply.platform, reply.author_handle)]
-            row.update(
-                _verdict(
-                    reply.text, reply.platform, person.handle, person.blocked, rules, later,
-                    judged[text],
-                )
-            )  # fmt: skip
-            ready.append(row)
+            ready.append(
+                {
+                    "round_id": round_id,
+                    "contributor_id": person.id,
+                    "platform": reply.platform,
+                    "remote_id": reply.remote_id,
+                    "raw_text": reply.text,
+                    "likes": reply.likes,
+                    "boosts": reply.boosts,
+                    "posted_at": reply.posted_at,
+                    **_verdict(
+                        reply.text,
+                        reply.platform,
+                        person.handle,
+                        person.blocked,
+                        rules,
+                        later,
+                        judged[text],
+                    ),
+                }
+            )
         insert_many(session, _SUGGESTIONS, ready)
         for verdicts in parts:  # the edited texts' (they come last)
             judged.update(verdicts)
