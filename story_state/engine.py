@@ -49,6 +49,35 @@ class Decision:
     per_platform: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
+# A stored idea as ranking reads it: id, person (a contributor id), text, likes, boosts,
+# platform and embedding (or None).
+IdeaRow = tuple[int, int, str, int, int, str, list[float] | None]
+
+
+def one_per_person(rows: Sequence[IdeaRow]) -> list[SuggestionIn]:
+    """Each person's best-supported idea (most likes and boosts, then the earliest), in id
+    order: a person who replied ten times counts once (``cluster_suggestions``)."""
+    best: dict[int, IdeaRow] = {}
+    for row in rows:
+        held = best.get(row[1])
+        if held is None:
+            best[row[1]] = row
+            continue
+        support, held_support = row[3] + row[4], held[3] + held[4]
+        if support > held_support or (support == held_support and row[0] < held[0]):
+            best[row[1]] = row
+    return [
+        SuggestionIn(
+            id, str(person), text, likes, boosts, platform, tuple(vector) if vector else None
+        )
+        for id, person, text, likes, boosts, platform, vector in sorted(best.values(), key=_idea_id)
+    ]
+
+
+def _idea_id(row: IdeaRow) -> int:
+    return row[0]
+
+
 def _engagement_scale(suggestions: Sequence[SuggestionIn]) -> dict[str, float]:
     """Per platform, one like is worth 1 / (mean likes + boosts per reply there), at most 1.
 

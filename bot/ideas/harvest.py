@@ -26,7 +26,7 @@ from bot.ideas.parallel import Judging
 from bot.platforms.base import Reply
 from generation.pipeline import derive_seed
 from story_state import engine
-from story_state.db import insert_many, select_in, session_scope
+from story_state.db import insert_many, select_in, select_where, session_scope
 from story_state.errors import ConfigError
 from story_state.injection import instructions_reason
 from story_state.models import Contributor, Episode, LoreEntry, Round, Suggestion
@@ -500,11 +500,6 @@ def _withdraw_deleted(session: Session, round_id: int, platform: str, replies: l
         )
 
 
-# A round's accepted idea as ranking reads it: id, contributor id, text, likes, boosts,
-# platform, embedding.
-_Idea = tuple[int, int, str, int, int, str, list[float] | None]
-
-
 def round_clusters(
     session: Session, rnd: Round, seed: int, vector_threshold: float = 0.8
 ) -> list[engine.Cluster]:
@@ -516,37 +511,17 @@ def round_clusters(
 def _round_clusters(
     session: Session, rnd: Round, seed: int, vector_threshold: float
 ) -> list[engine.Cluster]:
-    # The columns ranking needs, not whole rows: a busy round has thousands. Read as Core
-    # rows (after a flush, as the ORM's autoflush would): the ORM's row handling doubled it.
+    # The columns ranking needs, not whole rows: a busy round has thousands. Read through
+    # the driver (after a flush, as the ORM's autoflush would): the ORM's row handling
+    # doubled it, and Core's still cost more than the query.
     session.flush()
-    rows = (
-        session.connection()
-        .execute(
-            select(
-                Suggestion.id,
-                Suggestion.contributor_id,
-                Suggestion.text,
-                Suggestion.likes,
-                Suggestion.boosts,
-                Suggestion.platform,
-                Suggestion.embedding,
-            ).where(Suggestion.round_id == rnd.id, Suggestion.accepted.is_(True))
-        )
-        .all()
+    rows = select_where(
+        session,
+        _SUGGESTIONS,
+        ("id", "contributor_id", "text", "likes", "boosts", "platform", "embedding"),
+        {"round_id": rnd.id, "accepted": True},
     )
-    # Plain tuples: a Row's attribute access cost more than the rest of this loop.
-    best: dict[int, _Idea] = {}
-    for row in rows:
-        s = cast(_Idea, tuple(row))
-        held = best.get(s[1])
-        if held is None or (s[3] + s[4], -s[0]) > (held[3] + held[4], -held[0]):
-            best[s[1]] = s
-    ideas = [
-        engine.SuggestionIn(
-            id, str(person), text, likes, boosts, platform, tuple(vector) if vector else None
-        )
-        for id, person, text, likes, boosts, platform, vector in sorted(best.values())
-    ]
+    ideas = engine.one_per_person(cast(list[engine.IdeaRow], rows))
     rng = random.Random(derive_seed(seed, "rank", rnd.id))
     return engine.cluster_suggestions(ideas, rng, vector_threshold=vector_threshold)
 

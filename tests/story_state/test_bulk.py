@@ -11,7 +11,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from story_state import migrate
-from story_state.db import insert_many, make_engine, select_in, session_factory
+from story_state.db import insert_many, make_engine, select_in, select_where, session_factory
 from story_state.lifecycle import EpisodeState, RoundStatus, StoryStatus
 from story_state.models import Contributor, Episode, Round, Story, Suggestion
 
@@ -113,6 +113,37 @@ def test_select_in_reads_chunks_with_the_columns_types(session: Session) -> None
     assert sorted(found) == sorted((f"a{i}@example.social", i % 3 == 0) for i in range(0, 1200, 2))
     assert all(type(blocked) is bool for _, blocked in found)
     assert list(select_in(session, CONTRIBUTORS, ("id",), {"platform": "x"}, "handle", [])) == []
+
+
+def test_select_where_reads_what_a_core_select_reads(session: Session) -> None:
+    """A boolean and an integer to match (bound as their columns bind them), and a JSON list,
+    a UTC datetime and a boolean read back through their result processors."""
+    round_id = _round(session)
+    people = insert_many(session, CONTRIBUTORS, _people(3, "w"), returning=("id",))
+    insert_many(
+        session,
+        SUGGESTIONS,
+        [
+            {"round_id": round_id, "contributor_id": people[i % 3][0], "platform": "mastodon",
+             "remote_id": str(i), "raw_text": f"idea {i}", "text": f"idea {i}", "likes": i,
+             "boosts": 0, "accepted": i % 4 != 0, "pending": False,
+             "embedding": [0.5, i / 8] if i % 2 else None, "posted_at": T0.astimezone(PARIS)}
+            for i in range(40)
+        ],
+    )  # fmt: skip
+    columns = ("id", "embedding", "posted_at", "accepted", "likes")
+    found = select_where(session, SUGGESTIONS, columns, {"round_id": round_id, "accepted": True})
+    core = session.execute(
+        select(*(SUGGESTIONS.c[name] for name in columns)).where(
+            SUGGESTIONS.c.round_id == round_id, SUGGESTIONS.c.accepted.is_(True)
+        )
+    ).all()
+    assert sorted(found) == sorted(tuple(row) for row in core)
+    assert len(found) == 30
+    assert {type(row[3]) for row in found} == {bool}
+    assert all(row[2] == T0 and row[2].tzinfo is UTC for row in found)
+    assert [row[1] for row in sorted(found)][:2] == [[0.5, 1 / 8], None]
+    assert select_where(session, SUGGESTIONS, ("id",), {"round_id": round_id + 1}) == []
 
 
 def test_insert_many_returns_the_columns_asked_for(session: Session) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from story_state.engine import (
     cluster_suggestions,
     decide,
     fit_label,
+    one_per_person,
 )
 
 
@@ -130,3 +132,25 @@ def test_decide_tie_is_seeded_and_recorded() -> None:
 def test_no_votes_no_community_option_takes_writers_first() -> None:
     decision = decide(OPTS[:2], {"local": [0, 0]}, rng())
     assert decision.position == 1
+
+
+def test_one_per_person_keeps_each_persons_best_supported_idea_in_id_order() -> None:
+    seeded = random.Random(5)
+    rows = [
+        (id, seeded.randrange(40), f"idea {id}", seeded.randrange(4), seeded.randrange(3),
+         seeded.choice(["mastodon", "x"]), [0.5, 0.25] if id % 7 == 0 else None)
+        for id in seeded.sample(range(1, 5000), 600)
+    ]  # fmt: skip
+    # The rule, said plainly: most likes and boosts, then the earliest (lowest id).
+    best: dict[int, tuple[Any, ...]] = {}
+    for row in sorted(rows):
+        held = best.get(row[1])
+        if held is None or row[3] + row[4] > held[3] + held[4]:
+            best[row[1]] = row
+    expected = [
+        SuggestionIn(r[0], str(r[1]), r[2], r[3], r[4], r[5], tuple(r[6]) if r[6] else None)
+        for r in sorted(best.values())
+    ]
+    assert one_per_person(rows) == expected
+    assert len(expected) == len({row[1] for row in rows})
+    assert one_per_person([]) == []
