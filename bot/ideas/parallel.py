@@ -25,7 +25,14 @@ from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from story_state.moderation import Rules, Verdict, judge_texts
+from story_state.moderation import (
+    Rules,
+    Verdict,
+    VerdictRow,
+    from_rows,
+    judge_texts,
+    verdict_rows,
+)
 
 MIN_PARALLEL = 400  # distinct texts; fewer are judged here faster than they are shipped
 MAX_WORKERS = 3
@@ -101,7 +108,7 @@ class Judging:
                 self.distinct[start : start + size]
                 for start in range(own, len(self.distinct), size)
             ]
-        self.pending: list[Future[list[Verdict]]] = []
+        self.pending: list[Future[list[VerdictRow]]] = []
         self.broken = False  # the workers failed: the rest is judged here
         if len(self.parts) > 1:
             try:
@@ -133,7 +140,7 @@ class Judging:
     def _verdicts(self, index: int, part: list[tuple[str, bool]]) -> list[Verdict]:
         if index > 0 and not self.broken and index - 1 < len(self.pending):
             try:
-                return self.pending[index - 1].result(timeout=PART_TIMEOUT_S)
+                return from_rows(self.pending[index - 1].result(timeout=PART_TIMEOUT_S))
             except (Exception, FutureTimeout) as exc:  # judged here instead
                 self._broke(exc)
         return judge_texts(part, self.rules)
@@ -144,11 +151,12 @@ class Judging:
         _drop(exc)
 
 
-def _judge_part(texts: Sequence[tuple[str, bool]], rules: Rules) -> list[Verdict]:
-    """A worker's part, judged with the cycle collector paused (see ``harvest``'s reason)."""
+def _judge_part(texts: Sequence[tuple[str, bool]], rules: Rules) -> list[VerdictRow]:
+    """A worker's part, judged with the cycle collector paused (see ``harvest``'s reason),
+    sent back as plain values (``verdict_rows``)."""
     gc.disable()
     try:
-        return judge_texts(texts, rules)
+        return verdict_rows(judge_texts(texts, rules))
     finally:
         gc.enable()
 
