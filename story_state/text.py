@@ -442,7 +442,7 @@ def clean_text(raw: str, *, is_html: bool = False, max_length: int = 400) -> str
             text = _HASHTAG.sub(r"\1", text)
         text = _REPEAT.sub(lambda m: m.group(1) * 3, text)
         text = " ".join(_collapse_runs(text).split())  # (as re.sub(r"\s+", " ", ...).strip())
-        if text == before or not _REFORMABLE.search(text):
+        if text == before or not _reformable(text):
             break
     return shorten(text, max_length)
 
@@ -474,7 +474,7 @@ def reject_reason(
     """
     if _ALNUM.search(cleaned) is None:
         return "empty after cleaning"
-    if _MARKUP.search(cleaned):
+    if ("<" in cleaned or ":" in cleaned) and _MARKUP.search(cleaned):  # (most have neither)
         return "markup or code"
     reading = reading or read_reply(raw, is_html=is_html)
     others = [m for m in reading.mentions if not is_own(m, own_handles)]
@@ -489,11 +489,39 @@ def reject_reason(
     # ASCII text's skeleton is the text lower-cased: a pattern blind to case finds the same.
     same = cleaned.isascii() and bare == cleaned.lower()
     for pattern in blocklist:
+        if same:
+            # A plain word's pattern, blind to case, can only match ASCII text holding the
+            # word lower-cased: a substring test, not a search with lookarounds.
+            word = _plain_word(pattern)
+            if word is not None and word not in bare:
+                continue
         if pattern.search(cleaned) or (
             not (same and _case_blind(pattern)) and pattern.search(bare)
         ):
             return "blocked word"
     return None
+
+
+def _reformable(text: str) -> bool:
+    """Whether ``text`` has what cleaning removes (``_REFORMABLE``), without a search."""
+    return "@" in text or "#" in text or "://" in text or "www." in text.lower()
+
+
+# A plain word's blocklist pattern (``compile_blocklist``): the word, escaped, between
+# lookarounds for word characters.
+_PLAIN_WORD = re.compile(r"\(\?<!\\w\)(.+)\(\?!\\w\)")
+
+
+@lru_cache(maxsize=256)
+def _plain_word(pattern: re.Pattern[str]) -> str | None:
+    """The lower-cased ASCII word a plain word's case-blind pattern matches, else None."""
+    found = _PLAIN_WORD.fullmatch(pattern.pattern)
+    if found is None or not _case_blind(pattern):
+        return None
+    word = re.sub(r"\\(.)", r"\1", found.group(1), flags=re.DOTALL)
+    if re.escape(word) != found.group(1) or not word.isascii():
+        return None
+    return word.lower()
 
 
 # An inline flag that turns IGNORECASE off in part of a pattern: "(?-i:...)", "(?s-i:...)".

@@ -90,3 +90,34 @@ def test_a_pattern_that_turns_case_off_is_still_searched_in_the_skeleton() -> No
     assert reject_reason("DaRn it", "DaRn it", blocklist=blind) == "blocked word"
     assert reject_reason("BUY  now", "BUY  now", blocklist=blind) == "blocked word"
     assert reject_reason("darning socks", "darning socks", blocklist=blind) is None
+
+
+SPECIAL = [
+    *("WWW.x", "wWw.", "ww.w", "a:b", "<SCRIPT", "JavaScript:x", "< /a>", "x@y", "#tag"),
+    *("http://", "İwww.", "ſcam", "SCAM!", "re-bel", "a.b", "a-b", "darnit", "_darn"),
+]
+
+
+def test_the_quick_looks_decide_as_the_patterns_do() -> None:
+    for sample in [*SAMPLES, *SPECIAL]:
+        assert text._reformable(sample) == bool(text._REFORMABLE.search(sample)), sample
+        quick = ("<" in sample or ":" in sample) and text._MARKUP.search(sample)
+        assert bool(quick) == bool(text._MARKUP.search(sample)), sample
+
+
+def test_plain_words_skipped_by_a_substring_test_block_what_the_patterns_block() -> None:
+    """A plain word's pattern is not searched in ASCII text that does not hold the word:
+    the verdicts are those of searching every pattern in the text and its skeleton."""
+    words = ["darn", "Rebel", "a.b", "i-g", "X_Y", "scam", "(?-i:x)", "naïve", "re:\\bbuy\\s+now"]
+    blocklist = compile_blocklist(words)
+    assert [text._plain_word(p) for p in blocklist[:4]] == ["darn", "rebel", "rebel", "a.b"]
+    assert text._plain_word(compile_blocklist([r"re:\bbuy"])[0]) is None
+    for sample in [*SAMPLES, *SPECIAL, "buy   now", "DARN", "i-G!", "x_y", "A.B", "(?-I:X)"]:
+        cleaned = " ".join(sample.split())
+        if text._ALNUM.search(cleaned) is None or "<" in cleaned:
+            continue  # refused before the blocklist is read
+        found = reject_reason(cleaned, cleaned, blocklist=blocklist, max_length=10**6)
+        bare = text.skeleton(cleaned)
+        searched = any(p.search(cleaned) or p.search(bare) for p in blocklist)
+        if found in (None, "blocked word"):
+            assert (found == "blocked word") == searched, sample
