@@ -409,18 +409,28 @@ def _strip_marks(text: str) -> str:
 def skeleton(text: str) -> str:
     """``text`` as the blocklist sees it: NFKC, case-folded, with no hidden characters or
     accents, and look-alike letters from other scripts mapped to the Latin ones."""
+    global _last_skeleton
     if text.isascii():  # most replies: nothing to normalise, fold or map
         text = text.lower()
         return text if text.isprintable() else text.translate(_ASCII_CONTROLS)
-    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLE_CAPITALS).casefold()
-    text = unicodedata.normalize("NFKD", text)
-    kept = (
-        ch
-        for ch in text
-        if unicodedata.category(ch) not in _STRIP_CATEGORIES
-        and not unicodedata.category(ch).startswith("M")
-    )
-    return unicodedata.normalize("NFKC", "".join(kept).translate(_CONFUSABLES))
+    last = _last_skeleton  # a reply's text is judged twice: by the blocklist, for injection
+    if last[0] == text:
+        return last[1]
+    folded = unicodedata.normalize("NFKC", text).translate(_CONFUSABLE_CAPITALS).casefold()
+    kept: list[str] = []
+    for ch in unicodedata.normalize("NFKD", folded):
+        if " " <= ch <= "~":  # printable ASCII: no mark, nothing hidden
+            kept.append(ch)
+            continue
+        category = unicodedata.category(ch)
+        if category not in _STRIP_CATEGORIES and not category.startswith("M"):
+            kept.append(ch)
+    found = unicodedata.normalize("NFKC", "".join(kept).translate(_CONFUSABLES))
+    _last_skeleton = (text, found)  # one tuple, read whole: no thread sees half of a pair
+    return found
+
+
+_last_skeleton: tuple[str, str] = ("", "")
 
 
 def clean_text(raw: str, *, is_html: bool = False, max_length: int = 400) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from story_state.text import (
@@ -156,3 +156,30 @@ def test_padding_counts_the_repeated_words() -> None:
     assert padding("the end the end the end the end") == 6
     assert padding("very very very dark") == 0
     assert padding("a a a a b a b a b a b") == 9  # collapsing lines up a second run
+
+
+def _skeleton_as_written(text: str) -> str:
+    """The skeleton's definition, as first written (a generator, no shortcut, no memory)."""
+    from story_state.text import _CONFUSABLE_CAPITALS, _CONFUSABLES, _STRIP_CATEGORIES
+
+    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLE_CAPITALS).casefold()
+    text = unicodedata.normalize("NFKD", text)
+    kept = (
+        ch
+        for ch in text
+        if unicodedata.category(ch) not in _STRIP_CATEGORIES
+        and not unicodedata.category(ch).startswith("M")
+    )
+    return unicodedata.normalize("NFKC", "".join(kept).translate(_CONFUSABLES))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=4))
+def test_the_skeleton_of_any_text_is_its_definition_however_often_asked(
+    texts: list[str],
+) -> None:
+    """Non-ASCII text takes the long way, with printable ASCII kept as it comes and the last
+    text's skeleton remembered: the same answers, in any order, asked again or not."""
+    for text in [*texts, *reversed(texts), texts[0], texts[0]]:
+        assert skeleton(text) == _skeleton_as_written(text), text
+    assert skeleton("Ｆｕｌｌ\u200bwidth ÉCLAIR ☄") == "fullwidth eclair ☄"
