@@ -203,15 +203,9 @@ def select_in(
             yield from (tuple(row) for row in session.execute(query))  # processed already
             continue
         else:
-            quote = dialect.identifier_preparer
-            tests = [f"{quote.format_column(table.c[name])} = {mark}" for name, _ in fixed]
-            tests.append(
-                f"{quote.format_column(table.c[key])} IN ({', '.join([mark] * len(part))})"
-            )
-            sql = (
-                f"SELECT {', '.join(quote.format_column(column) for column in wanted)} "
-                f"FROM {quote.format_table(table)} WHERE {' AND '.join(tests)}"
-            )
+            tests = [(table.c[name], "=") for name, _ in fixed]
+            tests.append((table.c[key], f"IN ({', '.join([mark] * len(part))})"))
+            sql = _select_sql(dialect, table, wanted, tests, mark)
             args = tuple(value for _, value in fixed) + tuple(part)
             rows = connection.exec_driver_sql(sql, args).all()
             yield from _processed(rows, wanted, dialect)
@@ -233,16 +227,26 @@ def select_where(
     if mark is None:
         clauses = [table.c[name] == value for name, value in where.items()]
         return [tuple(row) for row in session.execute(select(*wanted).where(*clauses))]
-    quote = dialect.identifier_preparer
     args: list[Any] = []
-    tests: list[str] = []
     for name, value in where.items():
-        column = table.c[name]
-        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         args.append(processor(value) if processor is not None else value)
-        tests.append(f"{quote.format_column(column)} = {mark}")
-    sql = (
-        f"SELECT {', '.join(quote.format_column(column) for column in wanted)} "
-        f"FROM {quote.format_table(table)}" + (f" WHERE {' AND '.join(tests)}" if tests else "")
-    )
+    sql = _select_sql(dialect, table, wanted, [(table.c[name], "=") for name in where], mark)
     return list(_processed(connection.exec_driver_sql(sql, tuple(args)).all(), wanted, dialect))
+
+
+def _select_sql(
+    dialect: Any, table: Table, wanted: Sequence[Any], tests: Sequence[tuple[Any, str]], mark: str
+) -> str:
+    """``SELECT wanted FROM table WHERE …`` in the driver's paramstyle; each test is a column
+    and "=" (a placeholder follows) or the rest of its condition ("IN (?, ?)")."""
+    quote = dialect.identifier_preparer
+    conditions = [
+        f"{quote.format_column(column)} {how}" + (f" {mark}" if how == "=" else "")
+        for column, how in tests
+    ]
+    return (
+        f"SELECT {', '.join(quote.format_column(column) for column in wanted)} "
+        f"FROM {quote.format_table(table)}"
+        + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
+    )
